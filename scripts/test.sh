@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Builds the solution and runs every test: restores NuGet and npm packages, starts Azurite (the Azure Storage
+# emulator) for the storage tests, and stops it again. Extra arguments go to `dotnet test` (e.g. --filter).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
+
+command -v dotnet >/dev/null || { echo "error: the .NET SDK (dotnet) is not on PATH; install .NET 10." >&2; exit 2; }
+command -v npm >/dev/null || { echo "error: npm is not on PATH; install Node.js 20 or later (Azurite runs on it)." >&2; exit 2; }
+
+source scripts/azurite.sh
+azurite_start "$root/.artifacts/azurite"
+trap azurite_stop EXIT
+
+results="$root/.artifacts/test-results"
+rm -rf "$results"
+status=0
+dotnet test Wuerstchen.Functions.sln -c Release --logger "trx" --results-directory "$results" "$@" || status=$?
+
+# One closing line in the plain "N passed, N failed" form, summed over every test project's TRX file.
+print_summary() {
+  local passed=0 failed=0 skipped=0 f p q s
+  for f in "$results"/*.trx; do
+    [ -e "$f" ] || continue
+    p=$(grep -o 'passed="[0-9]*"' "$f" | head -1 | grep -o '[0-9]*' || echo 0)
+    q=$(grep -o 'failed="[0-9]*"' "$f" | head -1 | grep -o '[0-9]*' || echo 0)
+    s=$(grep -o 'notExecuted="[0-9]*"' "$f" | head -1 | grep -o '[0-9]*' || echo 0)
+    passed=$((passed + p)); failed=$((failed + q)); skipped=$((skipped + s))
+  done
+  echo "Tests: $passed passed, $failed failed, $skipped skipped"
+}
+print_summary
+exit $status
