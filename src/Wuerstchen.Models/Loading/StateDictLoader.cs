@@ -58,5 +58,4 @@ public static class StateDictLoader
             destination[target].copy_(value);
         }
     }
-
 }
