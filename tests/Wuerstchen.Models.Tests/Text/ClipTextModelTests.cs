@@ -1,3 +1,4 @@
+using System.Text.Json;
 using TorchSharp;
 using Wuerstchen.Models.Loading;
 using Wuerstchen.Models.Text;
@@ -24,6 +25,25 @@ public sealed class ClipTextModelTests
         using var noGrad = no_grad();
         var hidden = model.forward(reference.Load("input_ids"), reference.Load("attention_mask"));
         Parity.AssertClose(hidden, reference.Load("last_hidden_state"), Parity.ModuleTolerance, $"{caseName} last_hidden_state");
+    }
+
+    [Theory]
+    [MemberData(nameof(Encoders))]
+    public void TheCasePromptsTokenizeToTheCaseIds(string caseName, string repositoryFolder)
+    {
+        using var scope = NewDisposeScope();
+        using var reference = Parity.OpenCase(caseName);
+        string[] prompts = JsonSerializer.Deserialize<string[]>(reference.Metadata["prompts"])!;
+        var tokenizer = ClipTokenizer.FromDirectory(ParityFixtures.PathOf(repositoryFolder + "/tokenizer"));
+        var ids = reference.Load("input_ids");
+        var mask = reference.Load("attention_mask");
+        Assert.Equal(prompts.Length, ids.shape[0]);
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            var tokens = tokenizer.EncodeForModel(prompts[i], (int)ids.shape[1]);
+            Assert.Equal(ids[i].data<long>().ToArray(), tokens.InputIds);
+            Assert.Equal(mask[i].data<long>().ToArray(), tokens.AttentionMask);
+        }
     }
 
     [Fact]

@@ -1,0 +1,41 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Wuerstchen.Models.Blocks;
+
+/// <summary>
+/// Stage C's ConvNeXt-style block (spec §1.4): depthwise conv over [x ; skip] → channel LayerNorm →
+/// Linear(4c) → GELU → GRN → Dropout → Linear(c), plus the residual.
+/// </summary>
+public sealed class ResBlock : nn.Module<Tensor, Tensor?, Tensor>
+{
+    private readonly Conv2d depthwise;
+    private readonly WuerstchenLayerNorm norm;
+    private readonly Sequential channelwise;
+
+    public ResBlock(long c, long cSkip = 0, long kernelSize = 3, double dropout = 0) : base(nameof(ResBlock))
+    {
+        depthwise = nn.Conv2d(c + cSkip, c, kernelSize, padding: kernelSize / 2, groups: c);
+        norm = new WuerstchenLayerNorm(c);
+        channelwise = ChannelwiseMlp(c, c, dropout);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x, Tensor? skip)
+    {
+        using var scope = NewDisposeScope();
+        var input = skip is null ? x : cat([x, skip], dim: 1);
+        var hidden = norm.forward(depthwise.forward(input)).permute(0, 2, 3, 1);
+        hidden = channelwise.forward(hidden).permute(0, 3, 1, 2);
+        return (hidden + x).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The per-pixel MLP on NHWC features: keys <c>0</c> (Linear), <c>2</c> (GRN) and <c>4</c> (Linear).</summary>
+    internal static Sequential ChannelwiseMlp(long inChannels, long c, double dropout) => nn.Sequential(
+        nn.Linear(inChannels, c * 4),
+        nn.GELU(),
+        new GlobalResponseNorm(c * 4),
+        nn.Dropout(dropout),
+        nn.Linear(c * 4, c));
+}
