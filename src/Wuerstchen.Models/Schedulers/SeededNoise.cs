@@ -8,7 +8,7 @@ namespace Wuerstchen.Models.Schedulers;
 /// <c>torch.Generator().manual_seed(seed)</c> in PyTorch; draws happen on the CPU and move to the target device,
 /// which keeps a seeded image the same on every device.
 /// </summary>
-public sealed class SeededNoise : IDisposable
+public sealed class SeededNoise : INoiseSource, IDisposable
 {
     public SeededNoise(ulong seed)
     {
@@ -29,6 +29,8 @@ public sealed class SeededNoise : IDisposable
         using (noise)
             return noise.to(device);
     }
+
+    Tensor INoiseSource.Randn(long[] shape, ScalarType dtype, Device device) => Randn(shape, dtype, device);
 
     /// <summary>Uniform [0, 1) noise of <paramref name="shape"/>.</summary>
     public Tensor Rand(long[] shape, ScalarType dtype = ScalarType.Float32) => rand(shape, dtype: dtype, generator: Generator);

@@ -1,0 +1,22 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Wuerstchen.Models.Pipelines;
+
+/// <summary>Where and in which precision the models run.</summary>
+public sealed record InferenceOptions
+{
+    /// <summary>float32 (default), bfloat16 or float16. On a CPU only float32 is fast.</summary>
+    public ScalarType DType { get; init; } = ScalarType.Float32;
+
+    public Device Device { get; init; } = CPU;
+
+    /// <summary>A weights variant such as <c>fp16</c> (<c>*.fp16.safetensors</c>); null for the default files.</summary>
+    public string? Variant { get; init; }
+
+    public void Validate()
+    {
+        if (DType is not (ScalarType.Float32 or ScalarType.BFloat16 or ScalarType.Float16))
+            throw new ArgumentException($"Inference runs in float32, bfloat16 or float16, not {DType}.", nameof(DType));
+    }
+}

@@ -1,0 +1,128 @@
+using TorchSharp;
+using Wuerstchen.Models.Loading;
+using Wuerstchen.Models.Schedulers;
+using Wuerstchen.Models.StageC;
+using Wuerstchen.Models.Text;
+using static TorchSharp.torch;
+
+namespace Wuerstchen.Models.Pipelines;
+
+/// <summary>
+/// diffusers' <c>WuerstchenPriorPipeline</c> (spec §7.1): text → CLIP-bigG states → Stage C sampling with
+/// classifier-free guidance → image embeddings (<c>latents·latent_mean − latent_std</c>).
+/// </summary>
+public sealed class WuerstchenPriorPipeline : IDisposable
+{
+    public const string StageName = "StageC";
+
+    public WuerstchenPriorPipeline(ClipPromptEncoder textEncoder, WuerstchenPrior prior, DdpmWuerstchenScheduler scheduler,
+        double resolutionMultiple, double latentMean, double latentStd, InferenceOptions options)
+    {
+        TextEncoder = textEncoder;
+        Prior = prior;
+        Scheduler = scheduler;
+        ResolutionMultiple = resolutionMultiple;
+        LatentMean = latentMean;
+        LatentStd = latentStd;
+        Options = options;
+    }
+
+    public ClipPromptEncoder TextEncoder { get; }
+
+    public WuerstchenPrior Prior { get; }
+
+    public DdpmWuerstchenScheduler Scheduler { get; }
+
+    public double ResolutionMultiple { get; }
+
+    public double LatentMean { get; }
+
+    public double LatentStd { get; }
+
+    public InferenceOptions Options { get; }
+
+    /// <summary>Loads a <c>warp-ai/wuerstchen-prior</c>-layout folder.</summary>
+    public static WuerstchenPriorPipeline FromRepository(ModelRepository repository, InferenceOptions? options = null)
+    {
+        options ??= new InferenceOptions();
+        options.Validate();
+        var index = repository.Index ?? throw new ModelConfigException(repository.Root, "a prior pipeline folder needs model_index.json.");
+        index.Require("WuerstchenPriorPipeline", "prior", "text_encoder", "tokenizer", "scheduler");
+        var textEncoder = ClipPromptEncoder.FromRepository(repository, options.DType, options.Device, options.Variant);
+        var prior = WuerstchenPrior.FromComponent(repository.Component("prior"), options.DType, options.Variant);
+        prior.to(options.Device);
+        var scheduler = DdpmWuerstchenScheduler.FromComponent(repository.Component("scheduler"));
+        return new WuerstchenPriorPipeline(textEncoder, prior, scheduler,
+            index.GetNumber("resolution_multiple"), index.GetNumber("latent_mean"), index.GetNumber("latent_std"), options);
+    }
+
+    /// <summary>The Stage C latent size for an image size: ⌈size / resolution_multiple⌉.</summary>
+    public (long Height, long Width) LatentSize(int height, int width) =>
+        ((long)Math.Ceiling(height / ResolutionMultiple), (long)Math.Ceiling(width / ResolutionMultiple));
+
+    /// <summary>
+    /// Samples image embeddings (B·n, c_in, h, w) for the prompts, drawing the initial latents and each step's noise
+    /// from <paramref name="noise"/> in the reference's order. Rows are prompt-major: all images of prompt 0 first.
+    /// </summary>
+    public Tensor Generate(PriorGenerationSettings settings, INoiseSource noise, Action<SamplingStep>? onStep = null, CancellationToken cancellationToken = default)
+    {
+        settings.Validate();
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        bool guided = ClassifierFreeGuidance.IsOn(settings.GuidanceScale);
+        int n = settings.ImagesPerPrompt;
+
+        var condition = TextEncoder.Encode(settings.Prompts).repeat_interleave(n, dim: 0);
+        if (guided)
+        {
+            var negatives = ExpandNegatives(settings.NegativePrompts, settings.Prompts.Count);
+            condition = cat([condition, TextEncoder.Encode(negatives).repeat_interleave(n, dim: 0)]);
+        }
+        condition = condition.to(Options.DType);
+
+        if (settings.Timesteps is { } timesteps)
+            Scheduler.SetTimesteps(timesteps);
+        else
+            Scheduler.SetTimesteps(settings.Steps);
+
+        var (latentHeight, latentWidth) = LatentSize(settings.Height, settings.Width);
+        long batch = settings.Prompts.Count * n;
+        var latents = noise.Randn([batch, Prior.Config.CIn, latentHeight, latentWidth], Options.DType, Options.Device);
+        latents = Sample(latents, condition, settings.GuidanceScale, noise, onStep, cancellationToken);
+        return (latents * LatentMean - LatentStd).MoveToOuterDisposeScope();
+    }
+
+    private Tensor Sample(Tensor latents, Tensor condition, double guidance, INoiseSource noise, Action<SamplingStep>? onStep, CancellationToken cancellationToken)
+    {
+        bool guided = ClassifierFreeGuidance.IsOn(guidance);
+        var timesteps = Scheduler.Timesteps;
+        int count = Scheduler.StepCount;
+        for (int i = 0; i < count; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using var stepScope = NewDisposeScope();
+            var ratio = timesteps[i].expand(latents.shape[0]).to(Options.DType).to(Options.Device);
+            var prediction = guided
+                ? ClassifierFreeGuidance.Combine(Prior.forward(cat([latents, latents]), cat([ratio, ratio]), condition), guidance)
+                : Prior.forward(latents, ratio, condition);
+            var stepNoise = noise.Randn(prediction.shape, prediction.dtype, Options.Device);
+            var next = Scheduler.Step(prediction, ratio, latents, stepNoise);
+            onStep?.Invoke(new SamplingStep(StageName, i + 1, count, next));
+            var previous = latents;
+            latents = next.MoveToOuterDisposeScope();
+            previous.Dispose();
+        }
+        return latents;
+    }
+
+    internal static IReadOnlyList<string> ExpandNegatives(IReadOnlyList<string>? negatives, int count) =>
+        negatives is null ? Enumerable.Repeat("", count).ToArray()
+        : negatives.Count == 1 ? Enumerable.Repeat(negatives[0], count).ToArray()
+        : negatives;
+
+    public void Dispose()
+    {
+        TextEncoder.Dispose();
+        Prior.Dispose();
+    }
+}
