@@ -1,0 +1,134 @@
+using TorchSharp;
+using Wuerstchen.Models.Loading;
+using Wuerstchen.Models.Schedulers;
+using Wuerstchen.Models.StageA;
+using Wuerstchen.Models.StageB;
+using Wuerstchen.Models.Text;
+using static TorchSharp.torch;
+
+namespace Wuerstchen.Models.Pipelines;
+
+/// <summary>
+/// diffusers' <c>WuerstchenDecoderPipeline</c> (spec §7.2): image embeddings + CLIP-H text → Stage B sampling
+/// (guidance with a zero effnet for the unconditional half) → Stage A decode of <c>scale·latents</c>, clamped to [0, 1].
+/// </summary>
+public sealed class WuerstchenDecoderPipeline : IDisposable
+{
+    public const string StageName = "StageB";
+
+    public WuerstchenDecoderPipeline(ClipPromptEncoder textEncoder, WuerstchenDiffNeXt decoder, PaellaVQModel vqgan,
+        DdpmWuerstchenScheduler scheduler, double latentDimScale, InferenceOptions options)
+    {
+        TextEncoder = textEncoder;
+        Decoder = decoder;
+        Vqgan = vqgan;
+        Scheduler = scheduler;
+        LatentDimScale = latentDimScale;
+        Options = options;
+    }
+
+    public ClipPromptEncoder TextEncoder { get; }
+
+    public WuerstchenDiffNeXt Decoder { get; }
+
+    public PaellaVQModel Vqgan { get; }
+
+    public DdpmWuerstchenScheduler Scheduler { get; }
+
+    public double LatentDimScale { get; }
+
+    public InferenceOptions Options { get; }
+
+    /// <summary>Loads a <c>warp-ai/wuerstchen</c>-layout folder.</summary>
+    public static WuerstchenDecoderPipeline FromRepository(ModelRepository repository, InferenceOptions? options = null)
+    {
+        options ??= new InferenceOptions();
+        options.Validate();
+        var index = repository.Index ?? throw new ModelConfigException(repository.Root, "a decoder pipeline folder needs model_index.json.");
+        index.Require("WuerstchenDecoderPipeline", "decoder", "vqgan", "text_encoder", "tokenizer", "scheduler");
+        var textEncoder = ClipPromptEncoder.FromRepository(repository, options.DType, options.Device, options.Variant);
+        var decoder = WuerstchenDiffNeXt.FromComponent(repository.Component("decoder"), options.DType, options.Variant);
+        decoder.to(options.Device);
+        var vqgan = PaellaVQModel.FromComponent(repository.Component("vqgan"), options.DType, options.Variant);
+        vqgan.to(options.Device);
+        var scheduler = DdpmWuerstchenScheduler.FromComponent(repository.Component("scheduler"));
+        return new WuerstchenDecoderPipeline(textEncoder, decoder, vqgan, scheduler, index.GetNumber("latent_dim_scale"), options);
+    }
+
+    /// <summary>The Stage B latent size for a Stage C latent size: ⌊size · latent_dim_scale⌋.</summary>
+    public (long Height, long Width) LatentSize(long embeddingHeight, long embeddingWidth) =>
+        ((long)(embeddingHeight * LatentDimScale), (long)(embeddingWidth * LatentDimScale));
+
+    /// <summary>
+    /// Samples Stage B latents for <paramref name="imageEmbeddings"/> (E, 16, h, w); image i uses prompt i / (E / P).
+    /// Returns (E·n, c_in, ⌊h·10.67⌋, ⌊w·10.67⌋), drawing noise from <paramref name="noise"/> in the reference's order.
+    /// </summary>
+    public Tensor Generate(Tensor imageEmbeddings, DecoderGenerationSettings settings, INoiseSource noise, Action<SamplingStep>? onStep = null, CancellationToken cancellationToken = default)
+    {
+        long embeddingCount = imageEmbeddings.shape[0];
+        settings.Validate(embeddingCount);
+        var (latentHeight, latentWidth) = LatentSize(imageEmbeddings.shape[2], imageEmbeddings.shape[3]);
+        int granularity = Decoder.Config.SpatialGranularity;
+        if (latentHeight % granularity != 0 || latentWidth % granularity != 0)
+            throw new ArgumentException(
+                $"Image embeddings of {imageEmbeddings.shape[2]}×{imageEmbeddings.shape[3]} give a Stage B latent of {latentHeight}×{latentWidth}, " +
+                $"which the decoder cannot take (both sides must be multiples of {granularity}); image sizes must lie on the 128-pixel grid.", nameof(imageEmbeddings));
+
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        bool guided = ClassifierFreeGuidance.IsOn(settings.GuidanceScale);
+        int n = settings.ImagesPerEmbedding;
+        long rowsPerPrompt = embeddingCount / settings.Prompts.Count * n;
+
+        var effnet = imageEmbeddings.to(Options.DType).to(Options.Device).repeat_interleave(n, dim: 0);
+        var text = TextEncoder.Encode(settings.Prompts).repeat_interleave(rowsPerPrompt, dim: 0);
+        if (guided)
+        {
+            var negatives = WuerstchenPriorPipeline.ExpandNegatives(settings.NegativePrompts, settings.Prompts.Count);
+            text = cat([text, TextEncoder.Encode(negatives).repeat_interleave(rowsPerPrompt, dim: 0)]);
+            effnet = cat([effnet, zeros_like(effnet)]);
+        }
+        text = text.to(Options.DType);
+
+        if (settings.Timesteps is { } timesteps)
+            Scheduler.SetTimesteps(timesteps);
+        else
+            Scheduler.SetTimesteps(settings.Steps);
+
+        var latents = noise.Randn([embeddingCount * n, Decoder.Config.CIn, latentHeight, latentWidth], Options.DType, Options.Device);
+        var schedule = Scheduler.Timesteps;
+        int count = Scheduler.StepCount;
+        for (int i = 0; i < count; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            using var stepScope = NewDisposeScope();
+            var ratio = schedule[i].expand(latents.shape[0]).to(Options.DType).to(Options.Device);
+            var prediction = guided
+                ? ClassifierFreeGuidance.Combine(Decoder.forward(cat([latents, latents]), cat([ratio, ratio]), effnet, text), settings.GuidanceScale)
+                : Decoder.forward(latents, ratio, effnet, text);
+            var stepNoise = noise.Randn(prediction.shape, prediction.dtype, Options.Device);
+            var next = Scheduler.Step(prediction, ratio, latents, stepNoise);
+            onStep?.Invoke(new SamplingStep(StageName, i + 1, count, next));
+            var previous = latents;
+            latents = next.MoveToOuterDisposeScope();
+            previous.Dispose();
+        }
+        return latents.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Stage A: <c>vqgan.decode(scale · latents)</c> without quantisation, clamped to [0, 1]; (N, 3, H, W) float32.</summary>
+    public Tensor Decode(Tensor latents)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var images = Vqgan.Decode(latents.to(Options.DType).to(Options.Device) * Vqgan.ScaleFactor).clamp(0, 1);
+        return images.to(float32).cpu().MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        TextEncoder.Dispose();
+        Decoder.Dispose();
+        Vqgan.Dispose();
+    }
+}
