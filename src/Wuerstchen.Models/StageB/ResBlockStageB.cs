@@ -1,0 +1,36 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using Wuerstchen.Models.Blocks;
+using static TorchSharp.torch;
+
+namespace Wuerstchen.Models.StageB;
+
+/// <summary>
+/// Stage B's ConvNeXt-style block (spec §1.5). Unlike Stage C's <see cref="ResBlock"/>, the skip joins <em>after</em> the
+/// depthwise conv and channel LayerNorm, so only the first Linear is widened: depthwise conv(c) → LN → [· ; skip] →
+/// Linear(4c) → GELU → GRN → Dropout → Linear(c), plus the residual.
+/// </summary>
+public sealed class ResBlockStageB : nn.Module<Tensor, Tensor?, Tensor>
+{
+    private readonly Conv2d depthwise;
+    private readonly WuerstchenLayerNorm norm;
+    private readonly Sequential channelwise;
+
+    public ResBlockStageB(long c, long cSkip = 0, long kernelSize = 3, double dropout = 0) : base(nameof(ResBlockStageB))
+    {
+        depthwise = nn.Conv2d(c, c, kernelSize, padding: kernelSize / 2, groups: c);
+        norm = new WuerstchenLayerNorm(c);
+        channelwise = ResBlock.ChannelwiseMlp(c + cSkip, c, dropout);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x, Tensor? skip)
+    {
+        using var scope = NewDisposeScope();
+        var hidden = norm.forward(depthwise.forward(x));
+        if (skip is not null)
+            hidden = cat([hidden, skip], dim: 1);
+        hidden = channelwise.forward(hidden.permute(0, 2, 3, 1)).permute(0, 3, 1, 2);
+        return (hidden + x).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,219 @@
+using System.Globalization;
+using TorchSharp;
+using TorchSharp.Modules;
+using Wuerstchen.Models.Blocks;
+using Wuerstchen.Models.Loading;
+using static TorchSharp.torch;
+
+namespace Wuerstchen.Models.StageB;
+
+/// <summary>
+/// Stage B, diffusers' <c>WuerstchenDiffNeXt</c> (spec §3): a U-Net that predicts the noise in a VQGAN latent from the ratio
+/// r, Stage C's EfficientNet-space embedding and CLIP-H text states. Module tree = checkpoint keys: <c>clip_mapper</c>,
+/// <c>effnet_mappers.{i}</c> (only where the level injects effnet; one per down level, then one per up block),
+/// <c>embedding.1</c>, <c>down_blocks.{level}.{j}</c>, <c>up_blocks.{u}.{j}</c> (u = levels − 1 − level), <c>clf.1</c>.
+/// </summary>
+public sealed class WuerstchenDiffNeXt : nn.Module<Tensor, Tensor, Tensor, Tensor, Tensor>
+{
+    private const double Eps = 1e-3;
+
+    private readonly Linear clip_mapper;
+    private readonly ModuleDict<Conv2d> effnet_mappers;
+    private readonly Sequential embedding;
+    private readonly ModuleList<ModuleList<nn.Module>> down_blocks;
+    private readonly ModuleList<ModuleList<nn.Module>> up_blocks;
+    private readonly Sequential clf;
+    private readonly long[] _condShape;
+
+    public WuerstchenDiffNeXt(WuerstchenDiffNeXtConfig config) : base(nameof(WuerstchenDiffNeXt))
+    {
+        config.Validate(nameof(WuerstchenDiffNeXtConfig));
+        Config = config;
+        int levels = config.Levels;
+        var widths = config.CHidden;
+
+        clip_mapper = nn.Linear(config.ClipEmbd, config.CCond);
+        effnet_mappers = new ModuleDict<Conv2d>();
+        var injects = config.InjectEffnet.Concat(config.InjectEffnet.Reverse()).ToArray();
+        for (int i = 0; i < injects.Length; i++)
+        {
+            if (injects[i])
+                effnet_mappers.Add(MapperKey(i), nn.Conv2d(config.EffnetEmbd, config.CCond, 1));
+        }
+        _condShape = [config.CCond];
+        embedding = nn.Sequential(
+            nn.PixelUnshuffle(config.PatchSize),
+            nn.Conv2d(config.CIn * config.PatchSize * config.PatchSize, widths[0], 1),
+            new WuerstchenLayerNorm(widths[0]));
+
+        down_blocks = new ModuleList<ModuleList<nn.Module>>();
+        for (int level = 0; level < levels; level++)
+        {
+            var down = new ModuleList<nn.Module>();
+            if (level > 0)
+                down.Add(nn.Sequential(new WuerstchenLayerNorm(widths[level - 1]), nn.Conv2d(widths[level - 1], widths[level], 2, stride: 2)));
+            int effnetSkip = config.InjectEffnet[level] ? config.CCond : 0;
+            for (int repeat = 0; repeat < config.Blocks[level]; repeat++)
+            {
+                foreach (char kind in config.LevelConfig[level])
+                    down.Add(Block(config, kind, level, effnetSkip));
+            }
+            down_blocks.Add(down);
+        }
+
+        up_blocks = new ModuleList<ModuleList<nn.Module>>();
+        for (int level = levels - 1; level >= 0; level--)
+        {
+            var up = new ModuleList<nn.Module>();
+            for (int repeat = 0; repeat < config.Blocks[level]; repeat++)
+            {
+                for (int k = 0; k < config.LevelConfig[level].Length; k++)
+                {
+                    int unetSkip = level < levels - 1 && repeat == 0 && k == 0 ? widths[level] : 0;
+                    int effnetSkip = config.InjectEffnet[level] ? config.CCond : 0;
+                    up.Add(Block(config, config.LevelConfig[level][k], level, unetSkip + effnetSkip));
+                }
+            }
+            if (level > 0)
+                up.Add(nn.Sequential(new WuerstchenLayerNorm(widths[level]), nn.ConvTranspose2d(widths[level], widths[level - 1], 2, stride: 2)));
+            up_blocks.Add(up);
+        }
+
+        clf = nn.Sequential(
+            new WuerstchenLayerNorm(widths[0]),
+            nn.Conv2d(widths[0], 2 * config.COut * config.PatchSize * config.PatchSize, 1),
+            nn.PixelShuffle(config.PatchSize));
+        RegisterComponents();
+    }
+
+    public WuerstchenDiffNeXtConfig Config { get; }
+
+    /// <summary>Builds the decoder from a <c>decoder</c> component (or a single-model folder) and loads its weights strictly.</summary>
+    public static WuerstchenDiffNeXt FromComponent(ModelComponent component, ScalarType? dtype = null, string? variant = null)
+    {
+        var model = new WuerstchenDiffNeXt(WuerstchenDiffNeXtConfig.Read(component.ConfigPath));
+        using var weights = component.OpenWeights(variant);
+        StateDictLoader.Load(model, weights, new StateDictLoadOptions { DType = dtype });
+        model.eval();
+        return model;
+    }
+
+    /// <summary>
+    /// Resizes the effnet embedding to a level's size as the reference does: antialiased bicubic with aligned corners,
+    /// computed in float32 and returned in <paramref name="effnet"/>'s dtype.
+    /// </summary>
+    public static Tensor ResizeEffnet(Tensor effnet, long height, long width)
+    {
+        using var scope = NewDisposeScope();
+        var resized = nn.functional.interpolate(effnet.to(float32), [height, width], mode: InterpolationMode.Bicubic,
+            align_corners: true, antialias: true);
+        return resized.to(effnet.dtype).MoveToOuterDisposeScope();
+    }
+
+    /// <param name="x">(B, c_in, H, W) noisy latent; H and W must be multiples of patch_size · 2^(levels − 1).</param>
+    /// <param name="r">(B,) ratio in [0, 1].</param>
+    /// <param name="effnet">(B, effnet_embd, h, w) Stage C's image embedding, any size.</param>
+    /// <param name="clip">(B, L, clip_embd) text states.</param>
+    /// <returns>The predicted noise ε̂, (B, c_out, H, W).</returns>
+    public override Tensor forward(Tensor x, Tensor r, Tensor effnet, Tensor clip) => Forward(x, r, effnet, clip, null);
+
+    /// <summary>
+    /// The forward pass, reporting named intermediates to <paramref name="observe"/> (for tests and debugging): <c>r_embed</c>,
+    /// <c>clip_mapper</c> (before the sequence norm), <c>embedding</c>, <c>effnet_resized.HxW</c>, <c>effnet_mappers.{i}</c>,
+    /// <c>clf</c> (before the output head).
+    /// </summary>
+    public Tensor Forward(Tensor x, Tensor r, Tensor effnet, Tensor clip, Action<string, Tensor>? observe)
+    {
+        long multiple = Config.PatchSize * (1L << (Config.Levels - 1));
+        if (x.dim() != 4 || x.shape[2] % multiple != 0 || x.shape[3] % multiple != 0)
+            throw new ArgumentException($"The latent must be (B, C, H, W) with H and W multiples of {multiple}; got [{string.Join(", ", x.shape)}].", nameof(x));
+
+        using var scope = NewDisposeScope();
+        var rEmbed = RatioEmbedding.Generate(r, Config.CR);
+        observe?.Invoke("r_embed", rEmbed);
+        var mappedClip = clip_mapper.forward(clip);
+        observe?.Invoke("clip_mapper", mappedClip);
+        var condition = nn.functional.layer_norm(mappedClip, _condShape, eps: 1e-6);
+
+        var hidden = embedding.forward(x);
+        observe?.Invoke("embedding", hidden);
+
+        var levelOutputs = new List<Tensor>();
+        for (int level = 0; level < down_blocks.Count; level++)
+        {
+            Tensor? effnetC = null;
+            foreach (var block in down_blocks[level])
+            {
+                if (block is ResBlockStageB res)
+                {
+                    effnetC ??= MapEffnet(level, effnet, hidden, observe);
+                    hidden = res.forward(hidden, effnetC);
+                }
+                else
+                {
+                    hidden = Apply(block, hidden, rEmbed, condition);
+                }
+            }
+            levelOutputs.Insert(0, hidden);
+        }
+
+        hidden = levelOutputs[0];
+        for (int u = 0; u < up_blocks.Count; u++)
+        {
+            Tensor? effnetC = null;
+            for (int j = 0; j < up_blocks[u].Count; j++)
+            {
+                var block = up_blocks[u][j];
+                if (block is ResBlockStageB res)
+                {
+                    effnetC ??= MapEffnet(down_blocks.Count + u, effnet, hidden, observe);
+                    var skip = j == 0 && u > 0 ? levelOutputs[u] : null;
+                    if (effnetC is not null)
+                        skip = skip is null ? effnetC : cat([skip, effnetC], dim: 1);
+                    hidden = res.forward(hidden, skip);
+                }
+                else
+                {
+                    hidden = Apply(block, hidden, rEmbed, condition);
+                }
+            }
+        }
+
+        var output = clf.forward(hidden);
+        observe?.Invoke("clf", output);
+        var ab = output.chunk(2, dim: 1);
+        var scale = ab[1].sigmoid() * (1 - 2 * Eps) + Eps;
+        return ((x - ab[0]) / scale).MoveToOuterDisposeScope();
+    }
+
+    private static nn.Module Block(WuerstchenDiffNeXtConfig config, char kind, int level, int cSkip) => kind switch
+    {
+        'C' => new ResBlockStageB(config.CHidden[level], cSkip, config.KernelSize, config.DropoutAt(level)),
+        'T' => new TimestepBlock(config.CHidden[level], config.CR),
+        'A' => new AttnBlock(config.CHidden[level], config.CCond, config.Nhead[level], selfAttention: true, dropout: config.DropoutAt(level)),
+        _ => throw new ArgumentException($"Unknown block type '{kind}'.", nameof(kind)),
+    };
+
+    private static Tensor Apply(nn.Module block, Tensor hidden, Tensor rEmbed, Tensor condition) => block switch
+    {
+        TimestepBlock timestep => timestep.forward(hidden, rEmbed),
+        AttnBlock attention => attention.forward(hidden, condition),
+        Sequential sampler => sampler.forward(hidden),
+        _ => throw new InvalidOperationException($"Unexpected block {block.GetName()}."),
+    };
+
+    /// <summary>The effnet embedding resized to <paramref name="hidden"/>'s size and mapped by mapper <paramref name="index"/>; null where that level injects none.</summary>
+    private Tensor? MapEffnet(int index, Tensor effnet, Tensor hidden, Action<string, Tensor>? observe)
+    {
+        if (!effnet_mappers.TryGetValue(MapperKey(index), out var mapper))
+            return null;
+        long height = hidden.shape[2], width = hidden.shape[3];
+        var resized = ResizeEffnet(effnet, height, width);
+        observe?.Invoke($"effnet_resized.{height}x{width}", resized);
+        var mapped = mapper.forward(resized);
+        observe?.Invoke($"effnet_mappers.{index}", mapped);
+        return mapped;
+    }
+
+    private static string MapperKey(int index) => index.ToString(CultureInfo.InvariantCulture);
+}
