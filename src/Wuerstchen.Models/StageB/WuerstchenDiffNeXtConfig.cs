@@ -39,6 +39,9 @@ public sealed record WuerstchenDiffNeXtConfig
 
     public int Levels => CHidden.Count;
 
+    /// <summary>Stage B latent sides must be multiples of this: the patch size times one halving per level below the top.</summary>
+    public int SpatialGranularity => PatchSize << (Levels - 1);
+
     public double DropoutAt(int level) => Dropout.Count == 1 ? Dropout[0] : Dropout[level];
 
     public static WuerstchenDiffNeXtConfig Read(string path)

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using Wuerstchen.Models.Loading;
 
 namespace Wuerstchen.Models.StageC;
@@ -8,6 +9,8 @@ public sealed record WuerstchenPriorConfig
     public int CIn { get; init; } = 16;
     public int C { get; init; } = 1280;
     public int CCond { get; init; } = 1024;
+    // The snake_case policy reads the acronym "CR" as "cr", so without the name c_r would silently keep its default.
+    [JsonPropertyName("c_r")]
     public int CR { get; init; } = 64;
     public int Depth { get; init; } = 16;
     public int Nhead { get; init; } = 16;
