@@ -12,6 +12,9 @@ public sealed record GenerationRecipe
     public required string Prompt { get; init; }
     public string? NegativePrompt { get; init; }
     public required ulong Seed { get; init; }
+
+    /// <summary>The Stage B seed; null means the one that goes with <see cref="Seed"/> (Seed + 1).</summary>
+    public ulong? DecoderSeed { get; init; }
     public required int Width { get; init; }
     public required int Height { get; init; }
     public int ImagesPerPrompt { get; init; } = 1;

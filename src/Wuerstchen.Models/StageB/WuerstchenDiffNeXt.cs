@@ -1,4 +1,3 @@
-using System.Globalization;
 using TorchSharp;
 using TorchSharp.Modules;
 using Wuerstchen.Models.Blocks;
@@ -18,7 +17,7 @@ public sealed class WuerstchenDiffNeXt : nn.Module<Tensor, Tensor, Tensor, Tenso
     private const double Eps = 1e-3;
 
     private readonly Linear clip_mapper;
-    private readonly ModuleDict<Conv2d> effnet_mappers;
+    private readonly ModuleList<nn.Module<Tensor, Tensor>> effnet_mappers;
     private readonly Sequential embedding;
     private readonly ModuleList<ModuleList<nn.Module>> down_blocks;
     private readonly ModuleList<ModuleList<nn.Module>> up_blocks;
@@ -33,13 +32,11 @@ public sealed class WuerstchenDiffNeXt : nn.Module<Tensor, Tensor, Tensor, Tenso
         var widths = config.CHidden;
 
         clip_mapper = nn.Linear(config.ClipEmbd, config.CCond);
-        effnet_mappers = new ModuleDict<Conv2d>();
-        var injects = config.InjectEffnet.Concat(config.InjectEffnet.Reverse()).ToArray();
-        for (int i = 0; i < injects.Length; i++)
-        {
-            if (injects[i])
-                effnet_mappers.Add(MapperKey(i), nn.Conv2d(config.EffnetEmbd, config.CCond, 1));
-        }
+        // Levels without effnet injection hold a parameterless Identity, so the keys keep the reference's indices
+        // (its list holds None there). A ModuleDict would do the same, but TorchSharp's Module.to(dtype) fails on it.
+        effnet_mappers = new ModuleList<nn.Module<Tensor, Tensor>>();
+        foreach (bool inject in config.InjectEffnet.Concat(config.InjectEffnet.Reverse()))
+            effnet_mappers.Add(inject ? nn.Conv2d(config.EffnetEmbd, config.CCond, 1) : nn.Identity());
         _condShape = [config.CCond];
         embedding = nn.Sequential(
             nn.PixelUnshuffle(config.PatchSize),
@@ -205,7 +202,7 @@ public sealed class WuerstchenDiffNeXt : nn.Module<Tensor, Tensor, Tensor, Tenso
     /// <summary>The effnet embedding resized to <paramref name="hidden"/>'s size and mapped by mapper <paramref name="index"/>; null where that level injects none.</summary>
     private Tensor? MapEffnet(int index, Tensor effnet, Tensor hidden, Action<string, Tensor>? observe)
     {
-        if (!effnet_mappers.TryGetValue(MapperKey(index), out var mapper))
+        if (effnet_mappers[index] is not Conv2d mapper)
             return null;
         long height = hidden.shape[2], width = hidden.shape[3];
         var resized = ResizeEffnet(effnet, height, width);
@@ -214,6 +211,4 @@ public sealed class WuerstchenDiffNeXt : nn.Module<Tensor, Tensor, Tensor, Tenso
         observe?.Invoke($"effnet_mappers.{index}", mapped);
         return mapped;
     }
-
-    private static string MapperKey(int index) => index.ToString(CultureInfo.InvariantCulture);
 }

@@ -58,30 +58,60 @@ public sealed class WuerstchenTextToImagePipelineTests
             Parity.AssertClose(step.Latents, fixture.Load($"decoder.latents.{step.Step - 1}"), Parity.PipelineTolerance, $"{caseName} decoder latents after step {step.Step}"), token);
         Assert.Equal(decoderNoise.Count, decoderNoise.Served);
 
-        var images = pipeline.Decoder.Decode(latents);
+        AssertImagesMatch(pipeline.Decoder.Decode(latents), fixture, caseName);
+    }
+
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void StageADecodeOfTheReferenceLatentsGivesTheReferenceImages(string caseName)
+    {
+        using var scope = NewDisposeScope();
+        using var fixture = PipelineCase.Open(caseName);
+        using var decoder = WuerstchenDecoderPipeline.FromRepository(ModelRepository.Open(ParityFixtures.PathOf("models/decoder-pipeline")));
+        var images = decoder.Decode(fixture.Load($"decoder.latents.{fixture.Count("decoder.latents.") - 1}"));
         Parity.AssertClose(images.permute(0, 2, 3, 1), fixture.Load("images"), ImageTolerance, $"{caseName} images");
         var levels = (PngImages.ToBytes(images).to(int32) - fixture.Load("images_uint8").to(int32)).abs().max().item<int>();
         Assert.True(levels <= 1, $"{caseName}: 8-bit images differ by {levels} levels");
     }
 
+    /// <summary>
+    /// Images from our own trajectory. With random weights the latents reach 10⁵ and more, so float32 rounding alone
+    /// (a few ulp per step, within the trajectory tolerance) moves single pixels of the decoded image by more than
+    /// the per-pixel image tolerance; the image as a whole must still agree.
+    /// </summary>
+    private static void AssertImagesMatch(Tensor images, PipelineCase fixture, string caseName)
+    {
+        using var scope = NewDisposeScope();
+        var difference = (images.permute(0, 2, 3, 1) - fixture.Load("images")).abs();
+        double mean = difference.mean().item<float>();
+        Assert.True(mean <= ImageTolerance, $"{caseName}: images differ by {mean:E2} on average");
+        var levels = (PngImages.ToBytes(images).to(int32) - fixture.Load("images_uint8").to(int32)).abs();
+        double within = levels.le(1).to(float32).mean().item<float>();
+        Assert.True(within >= 0.999, $"{caseName}: only {within:P3} of 8-bit values are within one level of the reference");
+    }
+
     [Theory]
     [MemberData(nameof(Cases))]
-    public void OneSeedReproducesEveryDrawOfBothStagesAndTheImages(string caseName)
+    public void TheSeedReproducesEveryDrawOfBothStagesAndTheImages(string caseName)
     {
         using var scope = NewDisposeScope();
         using var fixture = PipelineCase.Open(caseName);
         using var pipeline = LoadPipeline();
-        using var seeded = new SeededNoise(fixture.Seed);
-        var capture = new CapturingNoise(seeded);
+        using var priorSeeded = new SeededNoise(fixture.Seed);
+        using var decoderSeeded = new SeededNoise(WuerstchenTextToImagePipeline.DecoderSeedFor(fixture.Seed));
+        var priorCapture = new CapturingNoise(priorSeeded);
+        var decoderCapture = new CapturingNoise(decoderSeeded);
 
-        var images = pipeline.Generate(SettingsOf(fixture), capture, cancellationToken: TestContext.Current.CancellationToken);
+        var images = pipeline.Generate(SettingsOf(fixture), priorCapture, decoderCapture, cancellationToken: TestContext.Current.CancellationToken);
 
-        var expected = Enumerable.Range(0, fixture.Count("prior.noise.")).Select(i => $"prior.noise.{i}")
-            .Concat(Enumerable.Range(0, fixture.Count("decoder.noise.")).Select(i => $"decoder.noise.{i}")).ToList();
-        Assert.Equal(expected.Count, capture.Draws.Count);
-        for (int i = 0; i < expected.Count; i++)
-            Parity.AssertEqual(capture.Draws[i], fixture.Load(expected[i]), $"{caseName} {expected[i]}");
-        Parity.AssertClose(images.permute(0, 2, 3, 1), fixture.Load("images"), ImageTolerance, $"{caseName} images");
+        foreach (var (stage, capture) in new[] { ("prior", priorCapture), ("decoder", decoderCapture) })
+        {
+            int recorded = fixture.Count($"{stage}.noise.");
+            Assert.Equal(recorded, capture.Draws.Count);
+            for (int i = 0; i < recorded; i++)
+                Parity.AssertEqual(capture.Draws[i], fixture.Load($"{stage}.noise.{i}"), $"{caseName} {stage}.noise.{i}");
+        }
+        AssertImagesMatch(images, fixture, caseName);
     }
 
     [Fact]
@@ -90,25 +120,20 @@ public sealed class WuerstchenTextToImagePipelineTests
         using var scope = NewDisposeScope();
         using var pipeline = LoadPipeline();
         var token = TestContext.Current.CancellationToken;
-        var repository = ModelRepository.Open(ParityFixtures.PathOf("models/prior-pipeline"));
         var (h, w) = pipeline.Prior.LatentSize(128, 256);
         using var seeded = new SeededNoise(5);
         var embeddings = seeded.Randn([2, pipeline.Prior.Prior.Config.CIn, h, w]);
 
         DecoderGenerationSettings Settings(params string[] prompts) => new() { Prompts = prompts, Steps = 2 };
-        Tensor Decode(DecoderGenerationSettings settings, Tensor e)
-        {
-            using var noise = new SeededNoise(9);
-            return pipeline.Decoder.Generate(e, settings, noise, cancellationToken: token);
-        }
+        Tensor Decode(DecoderGenerationSettings settings, Tensor e) =>
+            pipeline.Decoder.Generate(e, settings, new RowwiseNoise(), cancellationToken: token);
 
         var batched = Decode(Settings("a red dragon", "a blue whale"), embeddings);
         var first = Decode(Settings("a red dragon"), embeddings[..1]);
-        // Image 0 of the batch must equal the lone run of its prompt on its own embedding (same noise for row 0).
-        Parity.AssertClose(batched[..1], first, 1e-5, "row 0 of a two-prompt batch");
+        // Row 0 of the batch must equal the lone run of its prompt on its own embedding.
+        Parity.AssertClose(batched[..1], first, Parity.ModuleTolerance, "row 0 of a two-prompt batch");
         var swapped = Decode(Settings("a blue whale", "a red dragon"), embeddings);
-        Assert.False(batched[0].allclose(swapped[0], 1e-5, 1e-5), "the prompt of row 0 had no effect");
-        _ = repository;
+        Assert.False(batched[0].allclose(swapped[0], 1e-3, 1e-3), "the prompt of row 0 had no effect");
     }
 
     [Theory]
@@ -119,5 +144,15 @@ public sealed class WuerstchenTextToImagePipelineTests
     {
         var error = Assert.Throws<ArgumentException>(() => ImageSize.Validate(width, height));
         Assert.Contains(expected, error.Message);
+    }
+
+    /// <summary>Noise whose every row is the same fixed pattern, so a row does not depend on the batch around it.</summary>
+    private sealed class RowwiseNoise : INoiseSource
+    {
+        public Tensor Randn(long[] shape, ScalarType dtype, Device device)
+        {
+            using var row = linspace(-1, 1, shape.Skip(1).Aggregate(1L, (a, b) => a * b)).view(shape[1..]);
+            return row.expand(shape).to(dtype, device).contiguous();
+        }
     }
 }
