@@ -39,6 +39,41 @@ public sealed class SafetensorsFile : IDisposable
     }
 
     /// <summary>
+    /// Reads every tensor of a safetensors image held in <paramref name="stream"/> (e.g. a downloaded blob) into fresh
+    /// CPU memory, validating the header as <see cref="Open"/> does; <paramref name="description"/> names it in errors.
+    /// </summary>
+    public static (Dictionary<string, torch.Tensor> Tensors, IReadOnlyDictionary<string, string> Metadata) ReadAll(Stream stream, string description)
+    {
+        var header = SafetensorsHeader.Read(stream, stream.Length, description);
+        var tensors = new Dictionary<string, torch.Tensor>(StringComparer.Ordinal);
+        try
+        {
+            foreach (var info in header.Tensors.Values)
+            {
+                var tensor = torch.empty(info.Shape, info.ScalarType);
+                tensors.Add(info.Name, tensor);
+                if (info.ElementCount == 0)
+                    continue;
+                stream.Position = header.DataOffset + info.Begin;
+                using var flat = tensor.view(-1);
+                long chunkElements = (1L << 30) / info.ElementSize;
+                for (long start = 0; start < info.ElementCount; start += chunkElements)
+                {
+                    using var chunk = flat.narrow(0, start, Math.Min(chunkElements, info.ElementCount - start));
+                    stream.ReadExactly(chunk.bytes);
+                }
+            }
+        }
+        catch
+        {
+            foreach (var tensor in tensors.Values)
+                tensor.Dispose();
+            throw;
+        }
+        return (tensors, header.Metadata);
+    }
+
+    /// <summary>
     /// The tensor named <paramref name="name"/> on the CPU, converted to <paramref name="dtype"/> when given.
     /// The caller owns (and disposes) the returned tensor; writing to it never changes the file.
     /// </summary>

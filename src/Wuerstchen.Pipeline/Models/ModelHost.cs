@@ -1,0 +1,107 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using TorchSharp;
+using Wuerstchen.Models.Loading;
+using Wuerstchen.Models.Pipelines;
+
+namespace Wuerstchen.Pipeline.Models;
+
+/// <summary>
+/// Keeps the pipelines resident: each model loads once per process, on first use, and stays. Each pipeline is used by
+/// one caller at a time (its scheduler holds per-run state; on a GPU, one stage at a time is what fits anyway).
+/// </summary>
+public sealed partial class ModelHost(ModelLocator locator, IOptions<ModelOptions> options, ILogger<ModelHost> logger) : IDisposable
+{
+    private readonly ConcurrentDictionary<string, Lazy<Resident<WuerstchenPriorPipeline>>> _priors = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Lazy<Resident<WuerstchenDecoderPipeline>>> _decoders = new(StringComparer.Ordinal);
+
+    public InferenceOptions Inference { get; } = InferenceFrom(options.Value);
+
+    /// <summary>Runs <paramref name="work"/> with the Stage C pipeline of model <paramref name="name"/>.</summary>
+    public Task<T> WithPriorAsync<T>(string name, Func<WuerstchenPriorPipeline, T> work, CancellationToken cancellationToken) =>
+        Get(_priors, name, "Stage C", path => WuerstchenPriorPipeline.FromRepository(ModelRepository.Open(path), Inference)).UseAsync(work, cancellationToken);
+
+    /// <summary>Runs <paramref name="work"/> with the Stage B/A pipeline of model <paramref name="name"/>.</summary>
+    public Task<T> WithDecoderAsync<T>(string name, Func<WuerstchenDecoderPipeline, T> work, CancellationToken cancellationToken) =>
+        Get(_decoders, name, "Stage B/A", path => WuerstchenDecoderPipeline.FromRepository(ModelRepository.Open(path), Inference)).UseAsync(work, cancellationToken);
+
+    /// <summary>The resident pipeline, loading it on first use; a failed load is forgotten so the next call tries again.</summary>
+    private Resident<T> Get<T>(ConcurrentDictionary<string, Lazy<Resident<T>>> cache, string name, string stage, Func<string, T> load) where T : IDisposable
+    {
+        var entry = cache.GetOrAdd(name, n => new Lazy<Resident<T>>(() => Load(n, stage, load)));
+        try
+        {
+            return entry.Value;
+        }
+        catch
+        {
+            cache.TryRemove(new KeyValuePair<string, Lazy<Resident<T>>>(name, entry));
+            throw;
+        }
+    }
+
+    private Resident<T> Load<T>(string name, string stage, Func<string, T> load) where T : IDisposable
+    {
+        string path = locator.Resolve(name);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var pipeline = load(path);
+        LogLoaded(stage, name, path, Inference.DType.ToString(), watch.Elapsed.TotalSeconds);
+        return new Resident<T>(pipeline);
+    }
+
+    private static InferenceOptions InferenceFrom(ModelOptions options)
+    {
+        var device = options.Device == "cuda" ? InitializeCuda() : torch.CPU;
+        var dtype = options.Precision switch
+        {
+            "bfloat16" => torch.ScalarType.BFloat16,
+            "float16" => torch.ScalarType.Float16,
+            _ => torch.ScalarType.Float32,
+        };
+        return new InferenceOptions { Device = device, DType = dtype };
+    }
+
+    private static torch.Device InitializeCuda()
+    {
+        torch.InitializeDeviceType(DeviceType.CUDA);
+        if (!torch.cuda.is_available())
+            throw new InvalidOperationException($"{ModelOptions.Section}:Device is cuda but no CUDA device is available to LibTorch.");
+        return torch.CUDA;
+    }
+
+    public void Dispose()
+    {
+        foreach (var entry in _priors.Values.Where(l => l.IsValueCreated))
+            entry.Value.Dispose();
+        foreach (var entry in _decoders.Values.Where(l => l.IsValueCreated))
+            entry.Value.Dispose();
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Loaded {Stage} model {ModelName} from {ModelPath} as {Precision} in {Seconds:F1} s")]
+    private partial void LogLoaded(string stage, string modelName, string modelPath, string precision, double seconds);
+
+    private sealed class Resident<T>(T pipeline) : IDisposable where T : IDisposable
+    {
+        private readonly SemaphoreSlim _gate = new(1, 1);
+
+        public async Task<TResult> UseAsync<TResult>(Func<T, TResult> work, CancellationToken cancellationToken)
+        {
+            await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return work(pipeline);
+            }
+            finally
+            {
+                _gate.Release();
+            }
+        }
+
+        public void Dispose()
+        {
+            pipeline.Dispose();
+            _gate.Dispose();
+        }
+    }
+}

@@ -1,0 +1,52 @@
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Options;
+using Wuerstchen.Models.Loading;
+
+namespace Wuerstchen.Pipeline.Models;
+
+/// <summary>A model name that no folder under the model root answers to.</summary>
+public sealed class UnknownModelException(string name, IReadOnlyList<string> searched)
+    : Exception($"Model '{name}' was not found (looked in: {string.Join(", ", searched)}).")
+{
+    public string Name { get; } = name;
+
+    public IReadOnlyList<string> Searched { get; } = searched;
+}
+
+/// <summary>Maps model names (<c>warp-ai/wuerstchen-prior</c>) to folders in the published layout under the model root.</summary>
+public sealed partial class ModelLocator(IOptions<ModelOptions> options)
+{
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")]
+    private static partial Regex NamePattern();
+
+    public static bool IsWellFormed(string? name) =>
+        !string.IsNullOrEmpty(name) && name.Length <= 200 && NamePattern().IsMatch(name) && !name.Contains("..", StringComparison.Ordinal);
+
+    /// <summary>The model folder for <paramref name="name"/>, or null with the places searched.</summary>
+    public string? TryResolve(string name, out IReadOnlyList<string> searched)
+    {
+        var candidates = new List<string>();
+        searched = candidates;
+        if (!IsWellFormed(name))
+            return null;
+        string root = Path.GetFullPath(options.Value.Root);
+        candidates.Add(Path.Combine(root, name));
+        string cacheName = "models--" + name.Replace("/", "--", StringComparison.Ordinal);
+        foreach (string hub in new[] { Path.Combine(root, "hub"), root })
+        {
+            string repository = Path.Combine(hub, cacheName);
+            string reference = Path.Combine(repository, "refs", "main");
+            if (File.Exists(reference))
+                candidates.Add(Path.Combine(repository, "snapshots", File.ReadAllText(reference).Trim()));
+        }
+        return candidates.FirstOrDefault(IsModelFolder);
+    }
+
+    public string Resolve(string name) =>
+        TryResolve(name, out var searched) ?? throw new UnknownModelException(name, searched);
+
+    public bool Exists(string name) => TryResolve(name, out _) is not null;
+
+    private static bool IsModelFolder(string path) =>
+        File.Exists(Path.Combine(path, ModelRepository.ModelIndexFile)) || File.Exists(Path.Combine(path, ModelComponent.ConfigFile));
+}

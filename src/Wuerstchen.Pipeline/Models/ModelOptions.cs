@@ -1,0 +1,31 @@
+namespace Wuerstchen.Pipeline.Models;
+
+/// <summary>Where the models are and how they run. Bound from the configuration section <c>Wuerstchen:Models</c>.</summary>
+public sealed class ModelOptions
+{
+    public const string Section = "Wuerstchen:Models";
+
+    /// <summary>
+    /// The folder holding the model repositories: either one folder per model name (<c>{Root}/warp-ai/wuerstchen-prior</c>)
+    /// or a Hugging Face cache (<c>{Root}/hub/models--warp-ai--wuerstchen-prior/snapshots/…</c>).
+    /// </summary>
+    public string Root { get; set; } = "";
+
+    /// <summary><c>cpu</c> or <c>cuda</c>.</summary>
+    public string Device { get; set; } = "cpu";
+
+    /// <summary><c>float32</c>, <c>bfloat16</c> or <c>float16</c>.</summary>
+    public string Precision { get; set; } = "float32";
+
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (string.IsNullOrWhiteSpace(Root))
+            errors.Add($"{Section}:Root is not set; point it at the folder that holds the model repositories.");
+        if (Device is not ("cpu" or "cuda"))
+            errors.Add($"{Section}:Device is '{Device}'; use cpu or cuda.");
+        if (Precision is not ("float32" or "bfloat16" or "float16"))
+            errors.Add($"{Section}:Precision is '{Precision}'; use float32, bfloat16 or float16.");
+        return errors;
+    }
+}
