@@ -1,0 +1,37 @@
+using Microsoft.DurableTask;
+using Wuerstchen.Pipeline.Generation;
+
+namespace Wuerstchen.Workflows.Generation;
+
+/// <summary>Input of <see cref="GenerateImageOrchestration"/>: references only, never tensors.</summary>
+/// <param name="RequireStageC">A re-decode: the Stage C blob must already exist; it is never recomputed.</param>
+public sealed record GenerationJob(string GenerationId, BatchRef Batch, RetrySettings Retry, bool RequireStageC = false);
+
+/// <summary>What an activity works on: the generation (for progress) and its batch.</summary>
+public sealed record StageWork(string GenerationId, BatchRef Batch, bool RequireStageC = false);
+
+public sealed record GenerationResult(string GenerationId, IReadOnlyList<string> Images, string StageCBlob, string StageBBlob, bool StageCReused);
+
+/// <summary>The orchestration's custom status: the stage it waits on.</summary>
+public sealed record GenerationCustomStatus(string Stage);
+
+/// <summary>Text → Stage C latents → Stage B latents → PNGs, one activity per stage, each retried with backoff.</summary>
+public static class GenerateImageOrchestration
+{
+    public const string Name = "GenerateImage";
+
+    public static async Task<GenerationResult> RunAsync(TaskOrchestrationContext context, GenerationJob job)
+    {
+        var options = job.Retry.ToTaskOptions();
+        var work = new StageWork(job.GenerationId, job.Batch, job.RequireStageC);
+
+        context.SetCustomStatus(new GenerationCustomStatus(StageActivities.StageC));
+        var stageC = await context.CallActivityAsync<StageResult>(StageActivities.StageC, work, options);
+        context.SetCustomStatus(new GenerationCustomStatus(StageActivities.StageB));
+        var stageB = await context.CallActivityAsync<StageResult>(StageActivities.StageB, work, options);
+        context.SetCustomStatus(new GenerationCustomStatus(StageActivities.StageA));
+        var stageA = await context.CallActivityAsync<StageResult>(StageActivities.StageA, work, options);
+        context.SetCustomStatus(new GenerationCustomStatus("Completed"));
+        return new GenerationResult(job.GenerationId, stageA.Blobs, stageC.Blobs[0], stageB.Blobs[0], stageC.Reused);
+    }
+}

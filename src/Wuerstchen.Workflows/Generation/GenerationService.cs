@@ -1,0 +1,206 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using Microsoft.DurableTask;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.Options;
+using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Pipeline.Models;
+using Wuerstchen.Pipeline.Storage;
+
+namespace Wuerstchen.Workflows.Generation;
+
+public enum StartDisposition
+{
+    Started,
+    Existing,
+    Invalid,
+    Conflict,
+    NotFound,
+}
+
+/// <summary>The outcome of starting a generation (or a re-decode).</summary>
+public sealed record StartOutcome(StartDisposition Disposition, string? GenerationId, IReadOnlyDictionary<string, string[]>? Errors = null);
+
+/// <summary>A re-decode of an earlier generation's Stage C latents with other Stage B settings.</summary>
+[System.Text.Json.Serialization.JsonUnmappedMemberHandling(System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow)]
+public sealed record RedecodeRequest
+{
+    public long? DecoderSeed { get; init; }
+    public int? DecoderSteps { get; init; }
+    public double? DecoderGuidance { get; init; }
+    public string? DecoderModel { get; init; }
+}
+
+/// <summary>Where a generation stands, for the status API and the CLI.</summary>
+public sealed record GenerationStatus(
+    string GenerationId,
+    string RuntimeStatus,
+    string? Stage,
+    StageProgress? Progress,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset LastUpdatedAt,
+    string? Error,
+    GenerationResult? Result,
+    GenerationBatch? Batch);
+
+/// <summary>
+/// Starts, inspects and cancels generations: validation, idempotency keys, plan blobs, scheduling. Shared by the HTTP
+/// API and the CLI; the Durable client is passed per call as the Functions host hands it to each invocation.
+/// </summary>
+public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, ModelLocator models, IOptions<ModelOptions> modelOptions,
+    IOptions<GenerationLimits> limits, IOptions<WorkflowOptions> workflowOptions)
+{
+    private const string RequestHashMetadata = "requestHash";
+
+    public static string PlanBlobFor(string generationId) => $"generations/{generationId}/batch.json";
+
+    /// <summary>Maps a client's idempotency key to an instance id, so a repeated request attaches to the same generation.</summary>
+    public static string GenerationIdFor(string? idempotencyKey) => idempotencyKey is null
+        ? "gen-" + Guid.NewGuid().ToString("N")
+        : "gen-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(idempotencyKey)))[..32];
+
+    public async Task<StartOutcome> StartAsync(DurableTaskClient client, GenerationRequest? request, string? idempotencyKey, CancellationToken cancellationToken)
+    {
+        var validated = GenerationRequestValidator.Validate(request, limits.Value, models.Exists, modelOptions.Value.Precision);
+        if (!validated.IsValid)
+            return new StartOutcome(StartDisposition.Invalid, null, validated.Errors);
+        string fingerprint = Fingerprint(request);
+        return await StartBatchAsync(client, validated.Batch!, GenerationIdFor(idempotencyKey), fingerprint, requireStageC: false, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Runs Stage B and A again on generation <paramref name="sourceId"/>'s Stage C latents with other decoder settings.</summary>
+    public async Task<StartOutcome> RedecodeAsync(DurableTaskClient client, string sourceId, RedecodeRequest? request, string? idempotencyKey, CancellationToken cancellationToken)
+    {
+        GenerationBatch source;
+        try
+        {
+            source = await plans.ReadAsync(new BatchRef(PlanBlobFor(sourceId), 0), cancellationToken).ConfigureAwait(false);
+        }
+        catch (BlobNotFoundException)
+        {
+            return new StartOutcome(StartDisposition.NotFound, null);
+        }
+
+        request ??= new RedecodeRequest();
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        var limit = limits.Value;
+        if (request.DecoderSeed is < 0 or > GenerationRequestValidator.MaxSeed)
+            errors["decoderSeed"] = [$"{request.DecoderSeed} is outside 0 … {GenerationRequestValidator.MaxSeed}."];
+        if (request.DecoderSteps is < 1 || request.DecoderSteps > limit.MaxDecoderSteps)
+            errors["decoderSteps"] = [$"{request.DecoderSteps} is outside 1 … {limit.MaxDecoderSteps}."];
+        if (request.DecoderGuidance is { } g && (!double.IsFinite(g) || g < 0 || g > limit.MaxGuidance))
+            errors["decoderGuidance"] = [$"{g} is outside 0 … {limit.MaxGuidance}."];
+        if (request.DecoderModel is { } model && !models.Exists(model))
+            errors["decoderModel"] = [$"Unknown model '{model}'."];
+        if (errors.Count > 0)
+            return new StartOutcome(StartDisposition.Invalid, null, errors);
+
+        var batch = source with
+        {
+            Settings = source.Settings with
+            {
+                DecoderSteps = request.DecoderSteps ?? source.Settings.DecoderSteps,
+                DecoderTimesteps = request.DecoderSteps is null ? source.Settings.DecoderTimesteps : null,
+                DecoderGuidanceScale = request.DecoderGuidance ?? source.Settings.DecoderGuidanceScale,
+                DecoderModel = request.DecoderModel ?? source.Settings.DecoderModel,
+            },
+            Items = source.Items.Select(i => i with { DecoderSeed = request.DecoderSeed is { } s ? (ulong)s : i.DecoderSeed }).ToArray(),
+        };
+        string fingerprint = Fingerprint(new { sourceId, request });
+        return await StartBatchAsync(client, batch, GenerationIdFor(idempotencyKey), fingerprint, requireStageC: true, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task<GenerationStatus?> GetStatusAsync(DurableTaskClient client, string generationId, CancellationToken cancellationToken)
+    {
+        var instance = await client.GetInstanceAsync(generationId, getInputsAndOutputs: true, cancellationToken).ConfigureAwait(false);
+        if (instance is null)
+            return null;
+        var custom = instance.SerializedCustomStatus is { } status ? JsonSerializer.Deserialize<GenerationCustomStatus>(status) : null;
+        var progress = instance.RuntimeStatus == OrchestrationRuntimeStatus.Running
+            ? await ProgressPublisher.ReadAsync(store, generationId, cancellationToken).ConfigureAwait(false)
+            : null;
+        var result = instance.RuntimeStatus == OrchestrationRuntimeStatus.Completed ? instance.ReadOutputAs<GenerationResult>() : null;
+        GenerationBatch? batch = null;
+        try
+        {
+            batch = await plans.ReadAsync(new BatchRef(PlanBlobFor(generationId), 0), cancellationToken).ConfigureAwait(false);
+        }
+        catch (BlobNotFoundException)
+        {
+        }
+        return new GenerationStatus(generationId, instance.RuntimeStatus.ToString(), custom?.Stage, progress,
+            instance.CreatedAt, instance.LastUpdatedAt, instance.FailureDetails?.ErrorMessage, result, batch);
+    }
+
+    /// <summary>Waits up to <paramref name="timeout"/> for the generation to end; the status either way.</summary>
+    public async Task<GenerationStatus?> WaitAsync(DurableTaskClient client, string generationId, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (timeout > TimeSpan.Zero)
+        {
+            using var window = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            window.CancelAfter(timeout);
+            try
+            {
+                await client.WaitForInstanceCompletionAsync(generationId, window.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+            }
+        }
+        return await GetStatusAsync(client, generationId, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The blob name of image <paramref name="index"/> of a completed generation; null when there is none.</summary>
+    public async Task<string?> ImageBlobAsync(DurableTaskClient client, string generationId, int index, CancellationToken cancellationToken)
+    {
+        var status = await GetStatusAsync(client, generationId, cancellationToken).ConfigureAwait(false);
+        var images = status?.Result?.Images;
+        return images is not null && index >= 0 && index < images.Count ? images[index] : null;
+    }
+
+    /// <summary>Stops a pending or running generation; false when it does not exist or has already ended.</summary>
+    public async Task<bool> CancelAsync(DurableTaskClient client, string generationId, CancellationToken cancellationToken)
+    {
+        var instance = await client.GetInstanceAsync(generationId, cancellationToken).ConfigureAwait(false);
+        if (instance is null || instance.IsCompleted)
+            return false;
+        await client.TerminateInstanceAsync(generationId, "Cancelled by the client.", cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
+    private async Task<StartOutcome> StartBatchAsync(DurableTaskClient client, GenerationBatch batch, string generationId, string fingerprint, bool requireStageC, CancellationToken cancellationToken)
+    {
+        string planBlob = PlanBlobFor(generationId);
+        var existing = await store.GetInfoAsync(planBlob, cancellationToken).ConfigureAwait(false);
+        if (existing is not null)
+        {
+            bool same = existing.Metadata.TryGetValue(RequestHashMetadata, out var stored) && stored == fingerprint;
+            if (!same)
+                return new StartOutcome(StartDisposition.Conflict, generationId);
+            if (await client.GetInstanceAsync(generationId, cancellationToken).ConfigureAwait(false) is not null)
+                return new StartOutcome(StartDisposition.Existing, generationId);
+        }
+        else
+        {
+            try
+            {
+                var metadata = new Dictionary<string, string> { [RequestHashMetadata] = fingerprint };
+                await plans.WriteAsync(planBlob, [batch], metadata, overwrite: false, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BlobAlreadyExistsException)
+            {
+                // A concurrent request with the same key won the race; it schedules the orchestration.
+                return new StartOutcome(StartDisposition.Existing, generationId);
+            }
+        }
+
+        var job = new GenerationJob(generationId, new BatchRef(planBlob, 0), workflowOptions.Value.Retry, requireStageC);
+        await client.ScheduleNewOrchestrationInstanceAsync(GenerateImageOrchestration.Name, job,
+            new StartOrchestrationOptions(generationId), cancellationToken).ConfigureAwait(false);
+        return new StartOutcome(StartDisposition.Started, generationId);
+    }
+
+    private static string Fingerprint(object? value) =>
+        Convert.ToHexStringLower(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(value)));
+}
