@@ -1,0 +1,217 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.WebUtilities;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Azure.Functions.Worker;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.Options;
+using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Pipeline.Storage;
+using Wuerstchen.Workflows.Generation;
+
+namespace Wuerstchen.Functions.Generation;
+
+/// <summary>The generation HTTP API: start, status, images, re-decode, cancel. Thin: <see cref="GenerationService"/> does the work.</summary>
+public sealed class GenerationHttpFunctions(GenerationService generations, IBlobStore store, IOptions<ApiOptions> options)
+{
+    public const string IdempotencyHeader = "Idempotency-Key";
+    private const int MaxIdempotencyKeyLength = 200;
+
+    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    [Function("StartGeneration")]
+    public async Task<IActionResult> Start(
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "generations")] HttpRequest request,
+        [DurableClient] DurableTaskClient client,
+        CancellationToken cancellationToken)
+    {
+        var (body, bodyError) = await ReadBodyAsync<GenerationRequest>(request, cancellationToken);
+        if (bodyError is not null)
+            return bodyError;
+        if (!TryReadIdempotencyKey(request, out string? key, out var keyError))
+            return keyError!;
+        if (!TryReadWait(request, out var wait, out var waitError))
+            return waitError!;
+
+        var outcome = await generations.StartAsync(client, body, key, cancellationToken);
+        return await AcceptedOrDoneAsync(request, client, outcome, wait, cancellationToken);
+    }
+
+    [Function("GetGeneration")]
+    public async Task<IActionResult> Get(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "generations/{id}")] HttpRequest request,
+        [DurableClient] DurableTaskClient client,
+        string id,
+        CancellationToken cancellationToken)
+    {
+        var status = await generations.GetStatusAsync(client, id, cancellationToken);
+        return status is null ? NotFound(id) : new OkObjectResult(GenerationStatusResponse.From(status, request));
+    }
+
+    [Function("GetGenerationImage")]
+    public async Task<IActionResult> GetImage(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "generations/{id}/images/{index:int}")] HttpRequest request,
+        [DurableClient] DurableTaskClient client,
+        string id,
+        int index,
+        CancellationToken cancellationToken)
+    {
+        string? blob = await generations.ImageBlobAsync(client, id, index, cancellationToken);
+        if (blob is null)
+            return Problem(StatusCodes.Status404NotFound, $"Generation '{id}' has no image {index} (unknown, not finished, or out of range).");
+        if (options.Value.ImageDelivery == ImageDelivery.Link &&
+            await store.GetReadUriAsync(blob, options.Value.LinkLifetime, cancellationToken) is { } link)
+            return new RedirectResult(link.ToString(), permanent: false);
+        var stream = await store.OpenReadAsync(blob, cancellationToken);
+        return new FileStreamResult(stream, "image/png") { FileDownloadName = $"{id}-{index}.png" };
+    }
+
+    [Function("RedecodeGeneration")]
+    public async Task<IActionResult> Redecode(
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "generations/{id}/redecode")] HttpRequest request,
+        [DurableClient] DurableTaskClient client,
+        string id,
+        CancellationToken cancellationToken)
+    {
+        var (body, bodyError) = await ReadBodyAsync<RedecodeRequest>(request, cancellationToken, allowEmpty: true);
+        if (bodyError is not null)
+            return bodyError;
+        if (!TryReadIdempotencyKey(request, out string? key, out var keyError))
+            return keyError!;
+        var outcome = await generations.RedecodeAsync(client, id, body, key, cancellationToken);
+        return await AcceptedOrDoneAsync(request, client, outcome, TimeSpan.Zero, cancellationToken);
+    }
+
+    [Function("CancelGeneration")]
+    public async Task<IActionResult> Cancel(
+        [HttpTrigger(AuthorizationLevel.Function, "delete", Route = "generations/{id}")] HttpRequest request,
+        [DurableClient] DurableTaskClient client,
+        string id,
+        CancellationToken cancellationToken)
+    {
+        if (await generations.CancelAsync(client, id, cancellationToken))
+            return new AcceptedResult(StatusUrl(request, id), new { id, status = "Terminating" });
+        return await generations.GetStatusAsync(client, id, cancellationToken) is { } status
+            ? Problem(StatusCodes.Status409Conflict, $"Generation '{id}' has already ended ({status.RuntimeStatus}).")
+            : NotFound(id);
+    }
+
+    private async Task<IActionResult> AcceptedOrDoneAsync(HttpRequest request, DurableTaskClient client, StartOutcome outcome, TimeSpan wait, CancellationToken cancellationToken)
+    {
+        switch (outcome.Disposition)
+        {
+            case StartDisposition.Invalid:
+                return new BadRequestObjectResult(new ValidationProblemDetails(outcome.Errors!.ToDictionary(e => e.Key, e => e.Value))
+                {
+                    Title = "The request has invalid fields.",
+                    Status = StatusCodes.Status400BadRequest,
+                });
+            case StartDisposition.Conflict:
+                return Problem(StatusCodes.Status409Conflict, $"The {IdempotencyHeader} was already used for a different request.");
+            case StartDisposition.NotFound:
+                return Problem(StatusCodes.Status404NotFound, "The generation to re-decode does not exist.");
+        }
+
+        string id = outcome.GenerationId!;
+        if (wait > TimeSpan.Zero)
+        {
+            var status = await generations.WaitAsync(client, id, wait, cancellationToken);
+            if (status is { RuntimeStatus: "Completed" or "Failed" or "Terminated" })
+                return new OkObjectResult(GenerationStatusResponse.From(status, request));
+        }
+        request.HttpContext.Response.Headers.RetryAfter = "2";
+        return new AcceptedResult(StatusUrl(request, id), new { id, statusUrl = StatusUrl(request, id), existing = outcome.Disposition == StartDisposition.Existing });
+    }
+
+    private static async Task<(T? Body, IActionResult? Error)> ReadBodyAsync<T>(HttpRequest request, CancellationToken cancellationToken, bool allowEmpty = false) where T : class
+    {
+        if (allowEmpty && request.ContentLength is null or 0)
+            return (null, null);
+        try
+        {
+            var body = await JsonSerializer.DeserializeAsync<T>(request.Body, Json, cancellationToken);
+            return (body, null);
+        }
+        catch (JsonException e)
+        {
+            string field = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "body" : e.Path.TrimStart('$', '.');
+            return (null, new BadRequestObjectResult(new ValidationProblemDetails(new Dictionary<string, string[]>
+            {
+                [field] = [$"The body is not valid JSON for this request: {e.Message}"],
+            })
+            { Title = "The request body could not be read.", Status = StatusCodes.Status400BadRequest }));
+        }
+    }
+
+    private static bool TryReadIdempotencyKey(HttpRequest request, out string? key, out IActionResult? error)
+    {
+        key = request.Headers[IdempotencyHeader].FirstOrDefault();
+        error = null;
+        if (key is null)
+            return true;
+        if (key.Length is 0 or > MaxIdempotencyKeyLength)
+        {
+            error = new BadRequestObjectResult(new ValidationProblemDetails(new Dictionary<string, string[]>
+            {
+                [IdempotencyHeader] = [$"The key must have 1 … {MaxIdempotencyKeyLength} characters."],
+            })
+            { Title = "The request has invalid fields.", Status = StatusCodes.Status400BadRequest });
+            return false;
+        }
+        return true;
+    }
+
+    private bool TryReadWait(HttpRequest request, out TimeSpan wait, out IActionResult? error)
+    {
+        wait = TimeSpan.Zero;
+        error = null;
+        string? text = request.Query["wait"].FirstOrDefault();
+        if (text is null)
+            return true;
+        double max = options.Value.MaxWait.TotalSeconds;
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) || seconds < 0 || seconds > max)
+        {
+            error = new BadRequestObjectResult(new ValidationProblemDetails(new Dictionary<string, string[]>
+            {
+                ["wait"] = [$"'{text}' is not a number of seconds in 0 … {max}."],
+            })
+            { Title = "The request has invalid fields.", Status = StatusCodes.Status400BadRequest });
+            return false;
+        }
+        wait = TimeSpan.FromSeconds(seconds);
+        return true;
+    }
+
+    internal static string StatusUrl(HttpRequest request, string id) => $"{request.Scheme}://{request.Host}/api/generations/{id}";
+
+    private static ObjectResult NotFound(string id) => Problem(StatusCodes.Status404NotFound, $"Generation '{id}' does not exist.");
+
+    private static ObjectResult Problem(int status, string detail) =>
+        new(new ProblemDetails { Status = status, Detail = detail, Title = ReasonPhrases.GetReasonPhrase(status) }) { StatusCode = status };
+}
+
+/// <summary>The JSON a client sees for a generation.</summary>
+public sealed record GenerationStatusResponse(
+    string Id,
+    string Status,
+    string? Stage,
+    StageProgress? Progress,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset LastUpdatedAt,
+    string? Error,
+    IReadOnlyList<string> Images,
+    GenerationBatch? Recipe)
+{
+    public static GenerationStatusResponse From(GenerationStatus status, HttpRequest request) => new(
+        status.GenerationId,
+        status.RuntimeStatus,
+        status.Stage,
+        status.Progress,
+        status.CreatedAt,
+        status.LastUpdatedAt,
+        status.Error,
+        Enumerable.Range(0, status.Result?.Images.Count ?? 0)
+            .Select(i => $"{GenerationHttpFunctions.StatusUrl(request, status.GenerationId)}/images/{i}").ToArray(),
+        status.Batch);
+}

@@ -1,0 +1,21 @@
+using Microsoft.DurableTask;
+using Microsoft.Extensions.DependencyInjection;
+using Wuerstchen.Workflows.Generation;
+
+namespace Wuerstchen.Workflows;
+
+/// <summary>Registers the orchestrations and activities on a Durable Task worker outside the Functions host (CLI, tests).</summary>
+public static class WorkflowRegistration
+{
+    public static DurableTaskRegistry AddWuerstchenWorkflows(this DurableTaskRegistry registry, IServiceProvider services)
+    {
+        registry.AddOrchestratorFunc<GenerationJob, GenerationResult>(GenerateImageOrchestration.Name, (context, job) => GenerateImageOrchestration.RunAsync(context, job));
+        registry.AddActivityFunc<StageWork, Pipeline.Generation.StageResult>(StageActivities.StageC,
+            (_, work) => services.GetRequiredService<StageActivities>().RunStageCAsync(work, CancellationToken.None));
+        registry.AddActivityFunc<StageWork, Pipeline.Generation.StageResult>(StageActivities.StageB,
+            (_, work) => services.GetRequiredService<StageActivities>().RunStageBAsync(work, CancellationToken.None));
+        registry.AddActivityFunc<StageWork, Pipeline.Generation.StageResult>(StageActivities.StageA,
+            (_, work) => services.GetRequiredService<StageActivities>().RunStageAAsync(work, CancellationToken.None));
+        return registry;
+    }
+}
