@@ -1,5 +1,7 @@
 using Microsoft.DurableTask;
 using Microsoft.Extensions.DependencyInjection;
+using Wuerstchen.Pipeline.Bulk;
+using Wuerstchen.Workflows.Bulk;
 using Wuerstchen.Workflows.Generation;
 
 namespace Wuerstchen.Workflows;
@@ -16,6 +18,11 @@ public static class WorkflowRegistration
             (_, work) => services.GetRequiredService<StageActivities>().RunStageBAsync(work, CancellationToken.None));
         registry.AddActivityFunc<StageWork, Pipeline.Generation.StageResult>(StageActivities.StageA,
             (_, work) => services.GetRequiredService<StageActivities>().RunStageAAsync(work, CancellationToken.None));
+        registry.AddOrchestratorFunc<BulkJobInput, BulkSummary>(BulkGenerateOrchestration.Name, (context, input) => BulkGenerateOrchestration.RunAsync(context, input));
+        registry.AddActivityFunc<string, BulkPlanSummary>(BulkActivities.Plan,
+            (_, jobId) => services.GetRequiredService<BulkActivities>().PlanAsync(jobId, CancellationToken.None));
+        registry.AddActivityFunc<BulkManifestInput, BulkSummary>(BulkActivities.WriteManifest,
+            (_, input) => services.GetRequiredService<BulkActivities>().WriteManifestAsync(input, CancellationToken.None));
         return registry;
     }
 }

@@ -1,0 +1,72 @@
+using Microsoft.DurableTask;
+using Wuerstchen.Pipeline.Bulk;
+using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Workflows.Generation;
+
+namespace Wuerstchen.Workflows.Bulk;
+
+public sealed record BulkJobInput(string JobId, RetrySettings Retry, int MaxParallelism, int BatchSize);
+
+public sealed record BulkPlanSummary(string PlanBlob, int BatchCount);
+
+/// <summary>What became of one batch: its images (item-major) or why it failed after its retries.</summary>
+public sealed record BatchOutcome(int Batch, IReadOnlyList<string>? Images, string? Error);
+
+public sealed record BulkManifestInput(string JobId, IReadOnlyList<BatchOutcome> Outcomes);
+
+public sealed record BulkCustomStatus(int CompletedBatches, int TotalBatches);
+
+/// <summary>
+/// One bulk job: plan the batches, run them as GenerateImage sub-orchestrations with bounded parallelism, write the
+/// results manifest. A batch that fails after its retries is recorded as failed; the others go on.
+/// </summary>
+public static class BulkGenerateOrchestration
+{
+    public const string Name = "BulkGenerate";
+
+    public static string InstanceIdFor(string jobId) => $"bulk-{jobId}";
+
+    public static string BatchInstanceIdFor(string jobId, int batch) => $"bulk-{jobId}-b{batch:D5}";
+
+    public static async Task<BulkSummary> RunAsync(TaskOrchestrationContext context, BulkJobInput input)
+    {
+        var plan = await context.CallActivityAsync<BulkPlanSummary>(BulkActivities.Plan, input.JobId, input.Retry.ToTaskOptions());
+        var outcomes = new List<BatchOutcome>(plan.BatchCount);
+        var running = new List<Task<BatchOutcome>>();
+        context.SetCustomStatus(new BulkCustomStatus(0, plan.BatchCount));
+
+        for (int batch = 0; batch < plan.BatchCount; batch++)
+        {
+            if (running.Count >= Math.Max(1, input.MaxParallelism))
+                await CollectOneAsync(context, running, outcomes, plan.BatchCount);
+            running.Add(RunBatchAsync(context, input, plan.PlanBlob, batch));
+        }
+        while (running.Count > 0)
+            await CollectOneAsync(context, running, outcomes, plan.BatchCount);
+
+        return await context.CallActivityAsync<BulkSummary>(BulkActivities.WriteManifest, new BulkManifestInput(input.JobId, outcomes), input.Retry.ToTaskOptions());
+    }
+
+    private static async Task CollectOneAsync(TaskOrchestrationContext context, List<Task<BatchOutcome>> running, List<BatchOutcome> outcomes, int total)
+    {
+        var finished = await Task.WhenAny(running);
+        running.Remove(finished);
+        outcomes.Add(await finished);
+        context.SetCustomStatus(new BulkCustomStatus(outcomes.Count, total));
+    }
+
+    private static async Task<BatchOutcome> RunBatchAsync(TaskOrchestrationContext context, BulkJobInput input, string planBlob, int batch)
+    {
+        string instanceId = BatchInstanceIdFor(input.JobId, batch);
+        var job = new GenerationJob(instanceId, new BatchRef(planBlob, batch), input.Retry);
+        try
+        {
+            var result = await context.CallSubOrchestratorAsync<GenerationResult>(GenerateImageOrchestration.Name, job, new SubOrchestrationOptions { InstanceId = instanceId });
+            return new BatchOutcome(batch, result.Images, null);
+        }
+        catch (TaskFailedException e)
+        {
+            return new BatchOutcome(batch, null, e.FailureDetails.ErrorMessage);
+        }
+    }
+}

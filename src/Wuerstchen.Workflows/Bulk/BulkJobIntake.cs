@@ -1,0 +1,113 @@
+using System.Text.Json;
+using Microsoft.DurableTask;
+using Microsoft.DurableTask.Client;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Wuerstchen.Pipeline.Bulk;
+using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Pipeline.Models;
+using Wuerstchen.Pipeline.Storage;
+
+namespace Wuerstchen.Workflows.Bulk;
+
+public enum IntakeDisposition
+{
+    Started,
+    AlreadyKnown,
+    Rejected,
+}
+
+public sealed record IntakeOutcome(IntakeDisposition Disposition, string? JobId, string? Reason = null);
+
+/// <summary>
+/// Takes a bulk job message off the queue. A message that can never succeed is recorded with its reason and consumed
+/// (never retried); a job already started is not started again; anything transient throws, so the host retries the
+/// message and, after its dequeue limit, moves it to the poison queue.
+/// </summary>
+public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models, IOptions<ModelOptions> modelOptions, IOptions<GenerationLimits> limits,
+    IOptions<BulkOptions> bulkOptions, IOptions<WorkflowOptions> workflowOptions, ILogger<BulkJobIntake> logger)
+{
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public async Task<IntakeOutcome> AcceptAsync(DurableTaskClient client, string message, string messageId, CancellationToken cancellationToken)
+    {
+        var (job, rejection) = BulkJobParser.Parse(message);
+        if (job is not null)
+        {
+            var settingsErrors = BulkPlanner.SettingsErrors(job, limits.Value, models.Exists, modelOptions.Value.Precision);
+            if (settingsErrors.Count > 0)
+                rejection = new BulkJobRejection("settings: " + string.Join(" ", settingsErrors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")));
+            else if (job.PromptsBlob is { } blob && !await PromptsBlobExistsAsync(blob, cancellationToken).ConfigureAwait(false))
+                rejection = new BulkJobRejection($"promptsBlob '{blob}' does not exist (or is not a valid blob name).");
+        }
+        if (rejection is not null)
+            return await RejectAsync(message, messageId, job?.JobId, rejection.Reason, cancellationToken).ConfigureAwait(false);
+
+        string instanceId = BulkGenerateOrchestration.InstanceIdFor(job!.JobId);
+        if (await client.GetInstanceAsync(instanceId, cancellationToken).ConfigureAwait(false) is not null)
+        {
+            LogAlreadyKnown(job.JobId);
+            return new IntakeOutcome(IntakeDisposition.AlreadyKnown, job.JobId);
+        }
+
+        byte[] request = JsonSerializer.SerializeToUtf8Bytes(job, Json);
+        var existing = await store.GetInfoAsync(BulkBlobs.Request(job.JobId), cancellationToken).ConfigureAwait(false);
+        if (existing is not null)
+        {
+            if (!await SameContentAsync(BulkBlobs.Request(job.JobId), request, cancellationToken).ConfigureAwait(false))
+                return await RejectAsync(message, messageId, job.JobId, $"jobId '{job.JobId}' was already used for a different job.", cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            using var content = new MemoryStream(request);
+            await store.WriteAsync(BulkBlobs.Request(job.JobId), content, new BlobWriteOptions { ContentType = "application/json" }, cancellationToken).ConfigureAwait(false);
+        }
+
+        var options = bulkOptions.Value;
+        var input = new BulkJobInput(job.JobId, workflowOptions.Value.Retry, options.MaxParallelism, options.BatchSize);
+        await client.ScheduleNewOrchestrationInstanceAsync(BulkGenerateOrchestration.Name, input, new StartOrchestrationOptions(instanceId), cancellationToken).ConfigureAwait(false);
+        LogStarted(job.JobId, instanceId);
+        return new IntakeOutcome(IntakeDisposition.Started, job.JobId);
+    }
+
+    private async Task<IntakeOutcome> RejectAsync(string message, string messageId, string? jobId, string reason, CancellationToken cancellationToken)
+    {
+        var record = new { messageId, jobId, reason, receivedAt = DateTimeOffset.UtcNow, message };
+        using var content = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(record, Json));
+        await store.WriteAsync(BulkBlobs.Rejected(SafeName(messageId)), content, new BlobWriteOptions { ContentType = "application/json" }, cancellationToken).ConfigureAwait(false);
+        LogRejected(messageId, reason);
+        return new IntakeOutcome(IntakeDisposition.Rejected, jobId, reason);
+    }
+
+    private async Task<bool> PromptsBlobExistsAsync(string blob, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await store.ExistsAsync(blob, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    private async Task<bool> SameContentAsync(string blob, byte[] expected, CancellationToken cancellationToken)
+    {
+        await using var stream = await store.OpenReadAsync(blob, cancellationToken).ConfigureAwait(false);
+        using var buffer = new MemoryStream();
+        await stream.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+        return buffer.ToArray().AsSpan().SequenceEqual(expected);
+    }
+
+    private static string SafeName(string messageId) =>
+        new(messageId.Select(c => char.IsAsciiLetterOrDigit(c) || c == '-' ? c : '_').Take(100).ToArray());
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Started bulk job {JobId} as {InstanceId}")]
+    private partial void LogStarted(string jobId, string instanceId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Bulk job {JobId} is already known; the message is not started again")]
+    private partial void LogAlreadyKnown(string jobId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rejected bulk message {MessageId}: {Reason}")]
+    private partial void LogRejected(string messageId, string reason);
+}
