@@ -1,0 +1,48 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Pipeline.Models;
+using Wuerstchen.Pipeline.Storage;
+using Wuerstchen.Workflows.Bulk;
+using Wuerstchen.Workflows.Generation;
+
+namespace Wuerstchen.Workflows;
+
+public static class WorkflowServiceCollectionExtensions
+{
+    /// <summary>
+    /// Everything the orchestrations and activities need, bound from configuration (<c>Wuerstchen:Storage</c>,
+    /// <c>Wuerstchen:Models</c>, <c>Wuerstchen:Limits</c>, <c>Wuerstchen:Workflows</c>, <c>Wuerstchen:Bulk</c>) and
+    /// validated when the host starts.
+    /// </summary>
+    public static IServiceCollection AddWuerstchenWorkflows(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddWuerstchenStorage(configuration);
+        services.AddOptions<ModelOptions>().Bind(configuration.GetSection(ModelOptions.Section)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ModelOptions>, ModelOptionsValidator>());
+        services.AddOptions<GenerationLimits>().Bind(configuration.GetSection(GenerationLimits.Section));
+        services.AddOptions<WorkflowOptions>().Bind(configuration.GetSection(WorkflowOptions.Section));
+        services.AddOptions<BulkOptions>().Bind(configuration.GetSection(BulkOptions.Section));
+
+        services.TryAddSingleton<ModelLocator>();
+        services.TryAddSingleton<ModelHost>();
+        services.TryAddSingleton<GenerationStages>();
+        services.TryAddSingleton<BatchPlanStore>();
+        services.TryAddSingleton<StageActivities>();
+        services.TryAddSingleton<GenerationService>();
+        services.TryAddSingleton<BulkActivities>();
+        services.TryAddSingleton<BulkJobIntake>();
+        return services;
+    }
+
+    private sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, ModelOptions options)
+        {
+            var errors = options.Validate();
+            return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+        }
+    }
+}
