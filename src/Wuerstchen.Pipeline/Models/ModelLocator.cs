@@ -27,8 +27,10 @@ public sealed partial class ModelLocator(IOptions<ModelOptions> options)
     {
         var candidates = new List<string>();
         searched = candidates;
-        if (!IsWellFormed(name))
-            return null;
+        if (options.Value.Paths.TryGetValue(name, out var explicitPath))
+            candidates.Add(Path.GetFullPath(explicitPath));
+        if (!IsWellFormed(name) || string.IsNullOrWhiteSpace(options.Value.Root))
+            return candidates.FirstOrDefault(IsModelFolder);
         string root = Path.GetFullPath(options.Value.Root);
         candidates.Add(Path.Combine(root, name));
         string cacheName = "models--" + name.Replace("/", "--", StringComparison.Ordinal);

@@ -11,6 +11,9 @@ public sealed class ModelOptions
     /// </summary>
     public string Root { get; set; } = "";
 
+    /// <summary>Explicit folders for model names, looked up before <see cref="Root"/> (e.g. a checkout of a model elsewhere).</summary>
+    public IDictionary<string, string> Paths { get; set; } = new Dictionary<string, string>(StringComparer.Ordinal);
+
     /// <summary><c>cpu</c> or <c>cuda</c>.</summary>
     public string Device { get; set; } = "cpu";
 
@@ -20,7 +23,7 @@ public sealed class ModelOptions
     public IReadOnlyList<string> Validate()
     {
         var errors = new List<string>();
-        if (string.IsNullOrWhiteSpace(Root))
+        if (string.IsNullOrWhiteSpace(Root) && Paths.Count == 0)
             errors.Add($"{Section}:Root is not set; point it at the folder that holds the model repositories.");
         if (Device is not ("cpu" or "cuda"))
             errors.Add($"{Section}:Device is '{Device}'; use cpu or cuda.");

@@ -1,0 +1,115 @@
+using Microsoft.DurableTask.Client;
+using Microsoft.DurableTask.Testing;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Pipeline.Storage;
+using Wuerstchen.Workflows;
+
+namespace Wuerstchen.Cli;
+
+/// <summary>
+/// The Functions app's orchestrations and activities on the embedded Durable Task engine (in memory, in this process),
+/// over the local store or Azure Blob Storage.
+/// </summary>
+public sealed class LocalEngine : IAsyncDisposable
+{
+    private LocalEngine(ServiceProvider services, DurableTaskTestHost durable, string? priorModel, string? decoderModel)
+    {
+        Services = services;
+        Durable = durable;
+        PriorModel = priorModel;
+        DecoderModel = decoderModel;
+    }
+
+    public ServiceProvider Services { get; }
+
+    public DurableTaskTestHost Durable { get; }
+
+    public DurableTaskClient Client => Durable.Client;
+
+    public IBlobStore Store => Services.GetRequiredService<IBlobStore>();
+
+    /// <summary>The Stage C model name to put in requests (a folder given on the command line becomes its full path).</summary>
+    public string? PriorModel { get; }
+
+    public string? DecoderModel { get; }
+
+    private const string SidecarLogLevelVariable = "Logging__LogLevel__Default";
+
+    public static string DefaultModelsRoot() =>
+        Environment.GetEnvironmentVariable("HF_HOME") is { Length: > 0 } home
+            ? home
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "huggingface");
+
+    public static string DefaultStore() =>
+        Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } cache
+            ? cache
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "wuerstchen", "store");
+
+    public static async Task<LocalEngine> StartAsync(EngineSettings settings, IDictionary<string, string?>? extra = null)
+    {
+        var values = new Dictionary<string, string?>
+        {
+            ["Wuerstchen:Models:Root"] = settings.ModelsRoot ?? DefaultModelsRoot(),
+            ["Wuerstchen:Models:Device"] = settings.Device,
+            ["Wuerstchen:Models:Precision"] = settings.Precision,
+            ["Wuerstchen:Workflows:Retry:MaxAttempts"] = "2",
+            ["Wuerstchen:Workflows:Retry:FirstInterval"] = "00:00:01",
+            ["Wuerstchen:Workflows:ProgressInterval"] = "00:00:00.200",
+        };
+        if (settings.StorageConnection is { } connection)
+        {
+            values["Wuerstchen:Storage:Kind"] = "AzureBlob";
+            values["Wuerstchen:Storage:ConnectionString"] = connection;
+            values["Wuerstchen:Storage:Container"] = settings.Container;
+        }
+        else
+        {
+            values["Wuerstchen:Storage:Kind"] = "FileSystem";
+            values["Wuerstchen:Storage:RootPath"] = Path.GetFullPath(settings.StoreDirectory ?? DefaultStore());
+        }
+        string? prior = ModelName(settings.PriorModel, values);
+        string? decoder = ModelName(settings.DecoderModel, values);
+        foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
+            values[key] = value;
+
+        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+        var services = new ServiceCollection();
+        services.AddLogging(logging =>
+        {
+            if (settings.Verbose)
+                logging.AddSimpleConsole(console => console.SingleLine = true).SetMinimumLevel(LogLevel.Information);
+            else
+                logging.SetMinimumLevel(LogLevel.None);
+        });
+        services.AddWuerstchenWorkflows(configuration);
+        var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
+        _ = provider.GetRequiredService<IBlobStore>();
+
+        // The engine's gRPC sidecar is a web host of its own that logs to the console from configuration;
+        // keep its chatter out of the command's output unless asked for.
+        if (Environment.GetEnvironmentVariable(SidecarLogLevelVariable) is null)
+            Environment.SetEnvironmentVariable(SidecarLogLevelVariable, settings.Verbose ? "Information" : "Warning");
+        var durable = await DurableTaskTestHost.StartAsync(registry => registry.AddWuerstchenWorkflows(provider),
+            new DurableTaskTestHostOptions { LoggerFactory = provider.GetRequiredService<ILoggerFactory>() });
+        return new LocalEngine(provider, durable, prior, decoder);
+    }
+
+    /// <summary>A model option that names an existing folder is registered under its full path; a name stays a name.</summary>
+    private static string? ModelName(string? option, Dictionary<string, string?> values)
+    {
+        if (option is null || !Directory.Exists(option))
+            return option;
+        string path = Path.GetFullPath(option);
+        values[$"Wuerstchen:Models:Paths:{path}"] = path;
+        return path;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Durable.DisposeAsync();
+        await Services.DisposeAsync();
+    }
+}

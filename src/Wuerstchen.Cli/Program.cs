@@ -1,0 +1,48 @@
+using Spectre.Console.Cli;
+using Wuerstchen.Cli;
+using Wuerstchen.Pipeline.Models;
+
+using var cancellation = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    // The first Ctrl+C stops cleanly (running orchestrations are terminated); a second one kills the process.
+    if (!cancellation.IsCancellationRequested)
+    {
+        e.Cancel = true;
+        Console.Error.WriteLine("Stopping…");
+        cancellation.Cancel();
+    }
+};
+
+var app = new CommandApp();
+app.Configure(config =>
+{
+    config.SetApplicationName("wuerstchen");
+    config.PropagateExceptions();
+    config.AddCommand<GenerateCommand>("generate")
+        .WithDescription("Generate images of a prompt (PNG files with the recipe embedded).")
+        .WithExample("generate", "\"a red pokemon with wings\"", "--width", "1024", "--height", "1536", "--seed", "7");
+});
+
+bool verbose = args.Contains("--verbose") || args.Contains("-v");
+try
+{
+    return await app.RunAsync(args, cancellation.Token);
+}
+catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
+{
+    Console.Error.WriteLine("Cancelled.");
+    return ExitCodes.Cancelled;
+}
+catch (CommandAppException e)
+{
+    return Errors.Invalid(e.Message);
+}
+catch (Exception e) when (e is ModelUnavailableException or UnknownModelException)
+{
+    return verbose ? Errors.ModelUnavailable(e.ToString()) : Errors.ModelUnavailable(e.Message);
+}
+catch (Exception e)
+{
+    return verbose ? Errors.Failed(e.ToString()) : Errors.Failed(e.Message);
+}
