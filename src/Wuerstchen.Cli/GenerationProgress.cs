@@ -75,7 +75,7 @@ public static class GenerationProgress
                     : $"{Stages[current].Title}: starting ({totals[current]} step{(totals[current] == 1 ? "" : "s")})";
             if (line != last)
             {
-                AnsiConsole.WriteLine(line);
+                Console.WriteLine(line);
                 last = line;
             }
             if (IsFinished(status))

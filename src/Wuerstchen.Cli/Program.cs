@@ -22,6 +22,9 @@ app.Configure(config =>
     config.AddCommand<GenerateCommand>("generate")
         .WithDescription("Generate images of a prompt (PNG files with the recipe embedded).")
         .WithExample("generate", "\"a red pokemon with wings\"", "--width", "1024", "--height", "1536", "--seed", "7");
+    config.AddCommand<BulkCommand>("bulk")
+        .WithDescription("Generate images for every prompt of a file into a folder, with a results manifest; resumable.")
+        .WithExample("bulk", "prompts.txt", "--output", "pokemon", "--width", "512", "--height", "512");
 });
 
 bool verbose = args.Contains("--verbose") || args.Contains("-v");
