@@ -44,19 +44,24 @@ public sealed class AzuriteFixture : IAsyncLifetime
         }
     }
 
-    /// <summary>Skips the calling test when Azurite is not there, or fails it in CI, where a skip would go unnoticed.</summary>
-    public void RequireAzurite()
+    public void RequireAzurite() => SkipOrFail(_unavailable);
+
+    /// <summary>
+    /// Skips the calling test when <paramref name="unavailable"/> says why Azurite cannot serve it, or fails it in CI,
+    /// where a skip would go unnoticed.
+    /// </summary>
+    public static void SkipOrFail(string? unavailable)
     {
-        if (_unavailable is null)
+        if (unavailable is null)
         {
             return;
         }
 
         if (string.Equals(Environment.GetEnvironmentVariable("CI"), "true", StringComparison.OrdinalIgnoreCase))
         {
-            Assert.Fail($"CI=true and the Azure storage tests cannot run: {_unavailable}");
+            Assert.Fail($"CI=true and the Azure storage tests cannot run: {unavailable}");
         }
 
-        Assert.Skip(_unavailable);
+        Assert.Skip(unavailable);
     }
 }
