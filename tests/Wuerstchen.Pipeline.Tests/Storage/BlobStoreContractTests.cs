@@ -173,6 +173,19 @@ public abstract class BlobStoreContractTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task APrefixOfOtherBlobsIsNotABlob()
+    {
+        await WriteAsync(P + "folder/inside", [1]);
+        var folder = P + "folder";
+
+        Assert.False(await Store.ExistsAsync(folder, Ct));
+        Assert.Null(await Store.GetInfoAsync(folder, Ct));
+        await Assert.ThrowsAsync<BlobNotFoundException>(() => Store.OpenReadAsync(folder, Ct));
+        Assert.False(await Store.DeleteAsync(folder, Ct));
+        Assert.Equal([1], await ReadAsync(P + "folder/inside"));
+    }
+
+    [Fact]
     public async Task DeleteRemovesTheBlobAndItsMetadata()
     {
         var name = P + "doomed.bin";
