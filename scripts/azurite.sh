@@ -20,11 +20,12 @@ azurite_start() {
   local log_dir="$1"
   local root
   root=$(git rev-parse --show-toplevel 2>/dev/null || pwd)
+  # Installed even when another Azurite serves the default ports: the storage tests start their own OAuth one from it.
+  azurite_install "$root"
   if azurite_listening; then
     echo "Azurite: something already listens on 127.0.0.1:10000; using it."
     return 0
   fi
-  azurite_install "$root"
   mkdir -p "$log_dir"
   "$root/tools/azurite/node_modules/.bin/azurite" --inMemoryPersistence --skipApiVersionCheck --disableTelemetry \
     --silent --blobHost 127.0.0.1 --queueHost 127.0.0.1 --tableHost 127.0.0.1 >"$log_dir/azurite.log" 2>&1 &

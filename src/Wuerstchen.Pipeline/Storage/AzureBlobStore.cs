@@ -18,12 +18,21 @@ namespace Wuerstchen.Pipeline.Storage;
 /// new one. Metadata values that HTTP headers cannot carry as they are (non-ASCII, control characters, edge spaces)
 /// are stored percent-encoded behind a marker and decoded on read.
 /// </summary>
+/// <remarks>
+/// Blobs above the SDK's single-upload size (256 MiB unless <see cref="StorageTransferOptions"/> say otherwise) are
+/// uploaded as staged blocks. A blob's uncommitted blocks are shared by all its writers and dropped by any commit, so
+/// when two such writes of one name race, the later one starts again from a seekable stream, or fails with an
+/// <see cref="IOException"/> that leaves the blob as the other writer made it.
+/// </remarks>
 public sealed partial class AzureBlobStore : IBlobStore
 {
     internal const string EncodedValueMarker = "~utf8~";
 
     // Allows for clocks that run a little ahead of the service's when a link must be valid at once.
     private static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(5);
+
+    // Each lost attempt means another writer committed; with this many writers racing, every one gets through.
+    private const int MaxBlockUploadAttempts = 8;
 
     private readonly BlobContainerClient _container;
     private readonly StorageTransferOptions _transferOptions;
@@ -81,14 +90,31 @@ public sealed partial class AzureBlobStore : IBlobStore
             Conditions = options.Overwrite ? null : new BlobRequestConditions { IfNoneMatch = ETag.All },
             TransferOptions = _transferOptions,
         };
-        try
+        var start = content.CanSeek ? content.Position : 0;
+        for (var attempt = 1; ; attempt++)
         {
-            BlobContentInfo written = await blob.UploadAsync(content, upload, cancellationToken).ConfigureAwait(false);
-            LogWrote(name, Description, written.ETag.ToString("H"));
-        }
-        catch (RequestFailedException e) when (!options.Overwrite && (e.ErrorCode == BlobErrorCode.BlobAlreadyExists || e.Status == 412))
-        {
-            throw new BlobAlreadyExistsException(Description, name);
+            try
+            {
+                BlobContentInfo written = await blob.UploadAsync(content, upload, cancellationToken).ConfigureAwait(false);
+                LogWrote(name, Description, written.ETag.ToString("H"));
+                return;
+            }
+            catch (RequestFailedException e) when (!options.Overwrite && (e.ErrorCode == BlobErrorCode.BlobAlreadyExists || e.Status == 412))
+            {
+                throw new BlobAlreadyExistsException(Description, name);
+            }
+            // A commit of the same blob by another writer discards every uncommitted block, this writer's too.
+            catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.InvalidBlockList && content.CanSeek && attempt < MaxBlockUploadAttempts)
+            {
+                LogLostBlocks(name, Description, attempt);
+                content.Position = start;
+            }
+            catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.InvalidBlockList)
+            {
+                throw new IOException(
+                    $"Blob '{name}' in {Description} was not written: concurrent writes of it discarded the blocks this write had staged. "
+                    + "Nothing of it was committed; write it again.", e);
+            }
         }
     }
 
@@ -290,6 +316,9 @@ public sealed partial class AzureBlobStore : IBlobStore
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Wrote blob {Name} in {Container} (ETag {ETag})")]
     private partial void LogWrote(string name, string container, string etag);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Uploading blob {Name} to {Container} again (attempt {Attempt} lost its staged blocks to a concurrent write)")]
+    private partial void LogLostBlocks(string name, string container, int attempt);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Deleted blob {Name} in {Container}")]
     private partial void LogDeleted(string name, string container);

@@ -1,5 +1,4 @@
 using System.IO.Enumeration;
-using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
@@ -10,7 +9,7 @@ namespace Wuerstchen.Pipeline.Storage;
 
 /// <summary>
 /// Blobs as files under a root folder (<c>generations/abc/image.png</c> is <c>{root}/generations/abc/image.png</c>),
-/// for local runs and tests. Content type and metadata live in a sidecar under <c>{root}/.wuerstchen/meta/</c>.
+/// for local runs and tests. Content type and metadata live in a JSON sidecar, <c>{root}/.wuerstchen/meta/{name}</c>.
 /// Every write goes to a hidden temp file in the target's folder, is flushed to disk and then renamed over the target,
 /// so readers see the old file or the new one. Sidecars carry the ETag of the content they describe and are ignored
 /// when it no longer matches (another process replaced the content, or a writer died between the two renames).
@@ -18,7 +17,6 @@ namespace Wuerstchen.Pipeline.Storage;
 public sealed partial class FileSystemBlobStore : IBlobStore
 {
     private const string TempPrefix = BlobNames.ReservedPrefix + "-tmp-";
-    private const string SidecarSuffix = ".meta.json";
     private const int CopyBufferSize = 1 << 20;
     private const int EExist = 17;
 
@@ -119,7 +117,8 @@ public sealed partial class FileSystemBlobStore : IBlobStore
                 CopyBufferSize, FileOptions.Asynchronous | FileOptions.SequentialScan);
             return Task.FromResult(stream);
         }
-        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException
+                                   || (e is UnauthorizedAccessException && Directory.Exists(path)))
         {
             throw new BlobNotFoundException(_root, name);
         }
@@ -151,9 +150,14 @@ public sealed partial class FileSystemBlobStore : IBlobStore
         return Task.FromResult(true);
     }
 
-    public async IAsyncEnumerable<BlobItemInfo> ListAsync(string prefix, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    public IAsyncEnumerable<BlobItemInfo> ListAsync(string prefix, CancellationToken cancellationToken = default)
     {
         BlobNames.ValidatePrefix(prefix);
+        return List(prefix, cancellationToken).ToAsyncEnumerable();
+    }
+
+    private IEnumerable<BlobItemInfo> List(string prefix, CancellationToken cancellationToken)
+    {
         var lastSlash = prefix.LastIndexOf('/');
         var start = lastSlash < 0 ? _root : Path.Combine(_root, prefix[..lastSlash]);
         if (!Directory.Exists(start))
@@ -194,8 +198,6 @@ public sealed partial class FileSystemBlobStore : IBlobStore
             {
                 yield return info;
             }
-
-            await Task.Yield();
         }
     }
 
@@ -218,7 +220,11 @@ public sealed partial class FileSystemBlobStore : IBlobStore
         return path;
     }
 
-    private string SidecarPath(string name) => Path.Combine(_metaRoot, name + SidecarSuffix);
+    /// <summary>
+    /// The metadata tree mirrors the blob tree name for name, so it can hold a sidecar wherever the blob tree holds a
+    /// blob (a suffix could clash: blob 'a' with blob 'a.json/b').
+    /// </summary>
+    private string SidecarPath(string name) => Path.Combine(_metaRoot, name);
 
     private static string TempPath(string folder) => Path.Combine(folder, TempPrefix + Guid.NewGuid().ToString("N"));
 
