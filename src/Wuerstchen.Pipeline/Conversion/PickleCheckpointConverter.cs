@@ -84,7 +84,9 @@ public sealed partial class PickleCheckpointConverter
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            throw new CheckpointConversionException(source, key, $"the checkpoint could not be unpickled: {e.Message}", e);
+            // LibTorch errors carry a native stack trace after the first line.
+            string reason = e.Message.Split('\n', 2)[0].Trim();
+            throw new CheckpointConversionException(source, key, $"the checkpoint could not be unpickled: {reason}", e);
         }
         cancellationToken.ThrowIfCancellationRequested();
 

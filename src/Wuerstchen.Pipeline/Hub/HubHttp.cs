@@ -46,7 +46,7 @@ internal sealed class HubHttp : IDisposable
 
     public Uri Endpoint => _endpoint;
 
-    public Uri ResolveUrl(string repoId, string commit, string path) =>
+    private Uri ResolveUrl(string repoId, string commit, string path) =>
         new(_endpoint, $"{repoId}/resolve/{Uri.EscapeDataString(commit)}/{string.Join('/', path.Split('/').Select(Uri.EscapeDataString))}");
 
     public async Task<RepoListing> ListAsync(string repoId, string revision, CancellationToken cancellationToken)

@@ -33,7 +33,7 @@ internal sealed partial class HubRepoCache
 
     public string PointerPath(string commit, string repoPath) => Path.Combine(SnapshotFolder(commit), repoPath.Replace('/', Path.DirectorySeparatorChar));
 
-    public string RefPath(string revision) => Path.Combine(RepoFolder, "refs", revision.Replace('/', Path.DirectorySeparatorChar));
+    private string RefPath(string revision) => Path.Combine(RepoFolder, "refs", revision.Replace('/', Path.DirectorySeparatorChar));
 
     /// <summary>The cached commit of <paramref name="revision"/>: the revision itself when it is a cached commit, else what <c>refs/</c> records.</summary>
     public string? ResolveCommit(string revision)
