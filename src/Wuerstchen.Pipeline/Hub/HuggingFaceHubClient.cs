@@ -94,7 +94,7 @@ public sealed class HuggingFaceHubClient : IDisposable
             var selection = PipelineFileSelector.Select(names, variant);
             if (selection.VariantMissing)
                 HubLog.VariantMissing(_logger, repoId, variant!, folder.Length == 0 ? "the root" : folder);
-            needed.AddRange(selection.Files.Select(f => prefix + f));
+            needed.AddRange(selection.Files.Where(f => f != selection.WeightIndex).Select(f => prefix + f));
             if (selection.WeightIndex is { } weightIndex)
                 weightIndexes.Add(prefix + weightIndex);
         }
@@ -113,7 +113,7 @@ public sealed class HuggingFaceHubClient : IDisposable
             }
         }, cancellationToken).ConfigureAwait(false);
 
-        var remaining = needed.Except(weightIndexes).Where(p => p != ModelRepository.ModelIndexFile).Distinct().ToArray();
+        var remaining = needed.Distinct().ToArray();
         var all = remaining.Concat(weightIndexes).Concat(index is null ? [] : [ModelRepository.ModelIndexFile]).Order(StringComparer.Ordinal).ToArray();
         HubLog.Listed(_logger, repoId, revision, listing.Commit, listing.Files.Count, all.Length);
         await ForEachAsync(remaining, async (path, token) => { await FetchAsync(cache, repoId, listing.Commit, path, progress, token).ConfigureAwait(false); }, cancellationToken)
