@@ -88,10 +88,11 @@ internal static class PipelineFileSelector
     {
         foreach (string baseName in WeightBaseNames)
         {
-            // diffusers, transformers and this project's loader each place a variant differently in an index's name.
+            // diffusers and transformers insert the variant before an index's last extension; ModelComponent looks for it
+            // before ".safetensors".
             string[] indexNames = variant is null
                 ? [$"{baseName}.safetensors.index.json"]
-                : [$"{baseName}.{variant}.safetensors.index.json", $"{baseName}.safetensors.{variant}.index.json", $"{baseName}.safetensors.index.{variant}.json"];
+                : [$"{baseName}.safetensors.index.{variant}.json", $"{baseName}.{variant}.safetensors.index.json"];
             string? index = indexNames.FirstOrDefault(present.Contains);
             if (index is not null)
                 return (index, index);

@@ -16,9 +16,8 @@ public sealed class PipelineFileSelectorTests
     }
 
     [Theory]
-    [InlineData("diffusion_pytorch_model.fp16.safetensors.index.json")]
-    [InlineData("diffusion_pytorch_model.safetensors.fp16.index.json")]
     [InlineData("diffusion_pytorch_model.safetensors.index.fp16.json")]
+    [InlineData("diffusion_pytorch_model.fp16.safetensors.index.json")]
     public void FindsAVariantIndexUnderEachNamingConvention(string index)
     {
         var selection = PipelineFileSelector.Select(["config.json", "diffusion_pytorch_model.safetensors.index.json", index], "fp16");
