@@ -4,6 +4,11 @@ using static TorchSharp.torch;
 
 namespace Wuerstchen.Models.Tests.Schedulers;
 
+/// <summary>Not run beside other tests: one case checks the process-wide generator, which other tests also draw from.</summary>
+[CollectionDefinition(nameof(SeededNoiseTests), DisableParallelization = true)]
+public sealed class GlobalGeneratorCollection;
+
+[Collection(nameof(SeededNoiseTests))]
 public sealed class SeededNoiseTests
 {
     public static TheoryData<string> Seeds()
