@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Pipeline.Hub;
 using Wuerstchen.Pipeline.Models;
 
 namespace Wuerstchen.Cli;
@@ -7,21 +8,63 @@ namespace Wuerstchen.Cli;
 /// <summary>A model the command needs is not on disk and could not be fetched.</summary>
 public sealed class ModelUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
 
-/// <summary>Makes sure the models a command names are on disk before any work starts.</summary>
+/// <summary>
+/// Makes sure the models a command names are on disk before any work starts: a published model that is missing is
+/// downloaded into the model root's Hugging Face cache, unless offline; then, or when the Hub cannot be reached, the
+/// command fails at once with the list of missing files.
+/// </summary>
 public static class ModelAvailability
 {
-    public static Task EnsureAsync(EngineSettings settings, CancellationToken cancellationToken)
+    public static async Task EnsureAsync(EngineSettings settings, CancellationToken cancellationToken)
     {
-        var options = new ModelOptions { Root = settings.ModelsRoot ?? LocalEngine.DefaultModelsRoot() };
-        var locator = new ModelLocator(Options.Create(options));
+        string root = settings.ModelsRoot ?? LocalEngine.DefaultModelsRoot();
+        var locator = new ModelLocator(Options.Create(new ModelOptions { Root = root }));
         foreach (string model in new[] { settings.PriorModel ?? ModelNames.DefaultPrior, settings.DecoderModel ?? ModelNames.DefaultDecoder })
         {
             if (Directory.Exists(model) || locator.Exists(model))
                 continue;
-            locator.TryResolve(model, out var searched);
-            throw new ModelUnavailableException(
-                $"model '{model}' is not on disk (looked in {string.Join(", ", searched)}); download it with `wuerstchen models download {model}` or point --models / --prior-model / --decoder-model at a model folder.");
+            if (!model.Contains('/'))
+            {
+                locator.TryResolve(model, out var searched);
+                throw new ModelUnavailableException(
+                    $"model '{model}' is not on disk (looked in {string.Join(", ", searched)}); point --models, --prior-model or --decoder-model at a model folder.");
+            }
+            await DownloadAsync(model, HubOptionsFor(root, settings.Offline), variant: null, cancellationToken);
         }
-        return Task.CompletedTask;
+    }
+
+    /// <summary>The Hub settings from HF_* variables, with the cache under the model root so the locator finds downloads.</summary>
+    public static HubOptions HubOptionsFor(string root, bool offline)
+    {
+        var environment = HubOptions.FromEnvironment();
+        return environment with { CacheDirectory = Path.Combine(root, "hub"), Offline = offline || environment.Offline };
+    }
+
+    public static async Task<HubSnapshot> DownloadAsync(string repoId, HubOptions options, string? variant, CancellationToken cancellationToken)
+    {
+        using var client = new HuggingFaceHubClient(options);
+        try
+        {
+            Console.WriteLine($"Fetching {repoId} from {options.Endpoint} into {options.CacheDirectory}…");
+            var snapshot = await client.DownloadSnapshotAsync(repoId, variant: variant, progress: new DownloadLines(), cancellationToken: cancellationToken);
+            Console.WriteLine($"{repoId}: {snapshot.Files.Count} files at {snapshot.Directory}{(snapshot.FromCache ? " (from the cache)" : "")}");
+            return snapshot;
+        }
+        catch (HubCacheMissException e)
+        {
+            throw new ModelUnavailableException($"{e.Message} Missing: {string.Join(", ", e.MissingFiles)}.", e);
+        }
+    }
+
+    /// <summary>One line per file as its download completes.</summary>
+    private sealed class DownloadLines : IProgress<DownloadProgress>
+    {
+        private readonly HashSet<string> _done = new(StringComparer.Ordinal);
+
+        public void Report(DownloadProgress value)
+        {
+            if (value.TotalBytes > 0 && value.BytesDownloaded >= value.TotalBytes && _done.Add(value.Path))
+                Console.WriteLine($"  {value.Path} ({value.TotalBytes / (1024.0 * 1024):F1} MiB)");
+        }
     }
 }
