@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Checks the Bicep deployment against the app's settings contract and host.json, offline (called by infra/check.sh).
+
+  check_deployment.py names     MANIFEST MAIN_JSON
+      infra/app-settings.json must list exactly the env names of the Container App in the compiled main.json.
+  check_deployment.py snapshot  MANIFEST HOST_JSON SNAPSHOT [--expect-acr]
+      The same names in a `bicep snapshot` of a parameter file (values evaluated), and the values and resources the
+      app relies on: fixed settings, storage names that exist, the mounted model folder, scale rules that match the
+      task hub and host.json, identity-only storage, secure defaults.
+
+Prints one line per check; exits 1 if any fails. Python 3.8+, standard library only.
+"""
+import json
+import sys
+
+ROLE_ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
+ROLE_BLOB_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+ROLE_QUEUE_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
+ROLE_TABLE_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
+
+failures = 0
+
+
+def report(ok, what, detail=""):
+    global failures
+    if not ok:
+        failures += 1
+    print(f"  {'ok  ' if ok else 'FAIL'}  {what}{(': ' + detail) if detail and not ok else ''}")
+
+
+def load(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def read_manifest(path):
+    names = load(path)
+    ok = isinstance(names, list) and all(isinstance(n, str) and n for n in names) and len(set(names)) == len(names)
+    report(ok, f"{path} is a JSON array of distinct setting names", "" if ok else "it is not")
+    return set(names) if ok else set()
+
+
+def walk(node):
+    """Every JSON object in a compiled template, nested deployments included (resources as array or symbolic map)."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+def compare_names(label, expected, actual):
+    missing, extra = sorted(expected - actual), sorted(actual - expected)
+    detail = "; ".join(p for p in (f"only in the manifest: {missing}" if missing else "", f"only in the template: {extra}" if extra else "") if p)
+    report(not missing and not extra, f"{label}: {len(actual)} env names = infra/app-settings.json", detail)
+
+
+def check_names(manifest_path, main_json_path):
+    manifest = read_manifest(manifest_path)
+    apps = [o for o in walk(load(main_json_path)) if o.get("type") == "Microsoft.App/containerApps"]
+    report(len(apps) == 1, "main.json has one Microsoft.App/containerApps resource", f"found {len(apps)}")
+    if len(apps) != 1:
+        return
+    containers = apps[0].get("properties", {}).get("template", {}).get("containers", [])
+    env = containers[0].get("env", []) if containers and isinstance(containers, list) else None
+    report(isinstance(env, list), "the app's env is a literal list (comparable without deploying)")
+    if isinstance(env, list):
+        compare_names("main.json", manifest, {e.get("name") for e in env})
+
+
+def check_snapshot(manifest_path, host_json_path, snapshot_path, expect_acr):
+    manifest = read_manifest(manifest_path)
+    snapshot = load(snapshot_path)
+    report(not snapshot.get("diagnostics"), "snapshot has no diagnostics", json.dumps(snapshot.get("diagnostics"))[:300])
+    resources = snapshot.get("predictedResources", [])
+    by_type = {}
+    for r in resources:
+        by_type.setdefault(r.get("type"), []).append(r)
+
+    apps = by_type.get("Microsoft.App/containerApps", [])
+    report(len(apps) == 1, "one container app", f"found {len(apps)}")
+    if len(apps) != 1:
+        return
+    app = apps[0]
+    props, template = app.get("properties", {}), app.get("properties", {}).get("template", {})
+    container = template.get("containers", [{}])[0]
+    env_list = container.get("env", [])
+    env = {e.get("name"): e for e in env_list}
+    compare_names("snapshot", manifest, set(env))
+    report(len(env) == len(env_list), "no setting is set twice")
+    secrets = {s.get("name") for s in props.get("configuration", {}).get("secrets", [])}
+    bad_refs = [n for n, e in env.items() if ("value" in e) == ("secretRef" in e) or ("secretRef" in e and e["secretRef"] not in secrets)]
+    report(not bad_refs, "each setting has a value or a secretRef to a defined secret", str(bad_refs))
+
+    def value(name):
+        return env.get(name, {}).get("value")
+
+    fixed = {
+        "FUNCTIONS_WORKER_RUNTIME": "dotnet-isolated",
+        "AzureWebJobsStorage__credential": "managedidentity",
+        "Wuerstchen__Storage__Kind": "AzureBlob",
+        "Wuerstchen__Models__Device": "cuda",
+    }
+    wrong = {k: value(k) for k, v in fixed.items() if value(k) != v}
+    report(not wrong, "fixed settings (worker runtime, managed identity, AzureBlob, cuda)", str(wrong))
+    report(value("Wuerstchen__Models__Precision") in ("bfloat16", "float16", "float32"), "Wuerstchen__Models__Precision is a known dtype", str(value("Wuerstchen__Models__Precision")))
+    report(value("AzureWebJobsStorage__clientId") is not None and value("AzureWebJobsStorage__clientId") == value("Wuerstchen__Storage__ManagedIdentityClientId"),
+           "host storage and app blob client use the same identity")
+    report(app.get("kind") == "functionapp", "kind is functionapp", str(app.get("kind")))
+    identities = list(app.get("identity", {}).get("userAssignedIdentities", {}))
+    report(app.get("identity", {}).get("type") == "UserAssigned" and len(identities) == 1, "the app runs as one user-assigned identity")
+    identity_id = identities[0] if identities else "<none>"
+    assignments = [r for r in by_type.get("Microsoft.Authorization/roleAssignments", []) if identity_id in str(r.get("properties", {}).get("principalId", ""))]
+
+    # Storage: the account the host uses, with identity only, and the container and queue the app names.
+    accounts = {r["name"]: r for r in by_type.get("Microsoft.Storage/storageAccounts", [])}
+    host_account = accounts.get(value("AzureWebJobsStorage__accountName"))
+    report(host_account is not None, "AzureWebJobsStorage__accountName names a storage account in the deployment", str(value("AzureWebJobsStorage__accountName")))
+    if host_account:
+        report(host_account.get("properties", {}).get("allowSharedKeyAccess") is False, "that account allows no shared key")
+        prefix = host_account["name"] + "/default/"
+        containers = {r["name"][len(prefix):] for r in by_type.get("Microsoft.Storage/storageAccounts/blobServices/containers", []) if r["name"].startswith(prefix)}
+        queues = {r["name"][len(prefix):] for r in by_type.get("Microsoft.Storage/storageAccounts/queueServices/queues", []) if r["name"].startswith(prefix)}
+        report(value("Wuerstchen__Storage__Container") in containers, "Wuerstchen__Storage__Container exists in it", f"{value('Wuerstchen__Storage__Container')} not in {sorted(containers)}")
+        report(value("Wuerstchen__Bulk__QueueName") in queues, "Wuerstchen__Bulk__QueueName exists in it", f"{value('Wuerstchen__Bulk__QueueName')} not in {sorted(queues)}")
+        scope = f"/storageAccounts/{host_account['name']}/providers/Microsoft.Authorization/"
+        roles = {r["properties"].get("roleDefinitionId", "").rsplit("/", 1)[-1] for r in assignments if scope in r.get("id", "")}
+        needed = {ROLE_BLOB_CONTRIBUTOR, ROLE_QUEUE_CONTRIBUTOR, ROLE_TABLE_CONTRIBUTOR}
+        report(roles == needed, "the app's identity holds exactly the blob, queue and table data-contributor roles on it", f"has {sorted(roles)}")
+    insecure = [n for n, r in accounts.items() if r.get("properties", {}).get("minimumTlsVersion") != "TLS1_2"
+                or r.get("properties", {}).get("supportsHttpsTrafficOnly") is not True
+                or r.get("properties", {}).get("allowBlobPublicAccess") is not False]
+    report(not insecure, "every storage account: TLS 1.2, HTTPS only, no public blob access", str(insecure))
+    if expect_acr:
+        report(any(r["properties"].get("roleDefinitionId", "").endswith(ROLE_ACR_PULL) and "/registries/" in r.get("id", "") for r in assignments),
+               "the app's identity holds AcrPull on the registry")
+        report(bool(props.get("configuration", {}).get("registries")), "the app pulls from the registry with its identity")
+
+    # Models: the folder the app reads is where the share is mounted.
+    mounts = {m.get("mountPath"): m.get("volumeName") for m in container.get("volumeMounts", [])}
+    volumes = {v.get("name"): v for v in template.get("volumes", [])}
+    root = value("Wuerstchen__Models__Root")
+    report(root in mounts and volumes.get(mounts[root], {}).get("storageType") == "AzureFile", "Wuerstchen__Models__Root is the mounted model share", str(root))
+    env_storages = [r for r in by_type.get("Microsoft.App/managedEnvironments/storages", [])]
+    read_only = [r for r in env_storages if r.get("properties", {}).get("azureFile", {}).get("accessMode") == "ReadOnly"]
+    report(len(read_only) == len(env_storages) == 1, "the model share is mounted read-only")
+
+    # Ingress and probes.
+    ingress = props.get("configuration", {}).get("ingress", {})
+    report(ingress.get("allowInsecure") is False, "ingress is HTTPS only")
+    probes = container.get("probes", [])
+    report({p.get("type") for p in probes} == {"Startup", "Liveness", "Readiness"}
+           and all(p.get("httpGet", {}).get("path") == "/api/health" and p.get("httpGet", {}).get("port") == ingress.get("targetPort") for p in probes),
+           "startup, liveness and readiness probes GET /api/health on the ingress port")
+
+    # Scale rules against the task hub and host.json.
+    host = load(host_json_path)
+    durable = host.get("extensions", {}).get("durableTask", {})
+    report(durable.get("hubName") == "%WUERSTCHEN_TASK_HUB%", "host.json takes the task hub from WUERSTCHEN_TASK_HUB", str(durable.get("hubName")))
+    partitions = durable.get("storageProvider", {}).get("partitionCount", 4)
+    scale = template.get("scale", {})
+    rules = scale.get("rules", [])
+    queue_rules = {r["azureQueue"]["queueName"]: r["azureQueue"] for r in rules if "azureQueue" in r}
+    hub = (value("WUERSTCHEN_TASK_HUB") or "").lower()
+    expected_queues = {value("Wuerstchen__Bulk__QueueName"), f"{hub}-workitems"} | {f"{hub}-control-{i:02d}" for i in range(partitions)}
+    report(set(queue_rules) == expected_queues, f"queue scale rules: the jobs queue, {hub}-workitems and {partitions} control queues (host.json partitionCount)",
+           f"rules {sorted(queue_rules)} vs expected {sorted(expected_queues)}")
+    report(all(q.get("accountName") == value("AzureWebJobsStorage__accountName") and q.get("identity") for q in queue_rules.values()),
+           "queue rules read the app's storage account with the identity")
+    report(any("http" in r for r in rules), "an HTTP scale rule")
+    report(scale.get("allowScalingRuleOverride") is True, "allowScalingRuleOverride lets these rules replace the generated ones")
+    report(scale.get("minReplicas", 0) <= scale.get("maxReplicas", 10), "minReplicas <= maxReplicas", f"{scale.get('minReplicas')} > {scale.get('maxReplicas')}")
+
+
+def main(argv):
+    if len(argv) >= 3 and argv[0] == "names":
+        check_names(argv[1], argv[2])
+    elif len(argv) >= 4 and argv[0] == "snapshot":
+        check_snapshot(argv[1], argv[2], argv[3], "--expect-acr" in argv[4:])
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
