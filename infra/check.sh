@@ -3,7 +3,8 @@
 # scripts/test.sh runs it before the .NET tests; alone: ./infra/check.sh. Needs dotnet, npm and python3 (jq is used
 # when present); brings the rest itself:
 #   1. Bicep: the CLI from NuGet (infra/tools/tools.csproj). Build and lint every .bicep, build-params every .bicepparam;
-#      any warning or error fails. A suppression must give its reason: `#disable-next-line <rule> // why`.
+#      any warning or error fails. A suppression must give its reason: `#disable-next-line <rule> // why`. Every
+#      parameter and output needs a @description.
 #   2. Dockerfiles: tools/dockerlint (npm, pinned by its lock file), dockerfile-utils plus the policy and build-context
 #      rules of lint.js; an inline `# dockerfile-utils: ignore` needs a comment above it saying why. The HEALTHCHECK
 #      script is run against a local HTTP server.
@@ -74,6 +75,13 @@ else
   fail "bicep suppressions without a reason, or rules turned off" "$out/suppressions-bad.txt"
 fi
 
+main_json="$out/bicep/main.json"
+if [ -f "$main_json" ] && python3 infra/tools/check_deployment.py described "$main_json" >"$out/descriptions.log" 2>&1; then
+  pass "bicep descriptions: $(sed -n 's/.*the \([0-9]*\) templates.*/\1/p' "$out/descriptions.log") templates, every parameter and output described"
+else
+  fail "bicep descriptions" "$out/descriptions.log"
+fi
+
 for f in "${param_files[@]}"; do
   name=$(basename "$f" .bicepparam)
   if WUERSTCHEN_IMAGE="$check_image" WUERSTCHEN_ACR_NAME="$check_registry" \
@@ -120,9 +128,7 @@ else
 fi
 
 # --- 3. Settings contract ---------------------------------------------------------------------------------------------
-main_json="$out/bicep/main.json"
-[ -f "$main_json" ] || main_json=$(find "$out/bicep" -name main.json | head -1)
-if [ -z "$main_json" ] || [ ! -f "$main_json" ]; then
+if [ ! -f "$main_json" ]; then
   fail "app settings: no compiled main.json"
 elif command -v jq >/dev/null; then
   jq -r 'sort | .[]' infra/app-settings.json >"$out/settings-manifest.txt"

@@ -112,11 +112,13 @@ var allTags = union(tags, {
   environment: environmentName
 })
 
-// Names. Storage account names: 3-24 lowercase letters and digits, globally unique.
+// Names. Storage account names take 3-24 lowercase letters and digits and are global: a short stem plus 11-13
+// characters of a hash of the resource group, workload and environment.
 var prefix = toLower('${baseName}-${environmentName}')
 var suffix = uniqueString(resourceGroup().id, baseName, environmentName)
-var storageName = take(toLower('st${baseName}${environmentName}${suffix}'), 24)
-var modelStorageName = take(toLower('stm${baseName}${environmentName}${suffix}'), 24)
+var stem = toLower('${take(replace(baseName, '-', ''), 6)}${take(replace(environmentName, '-', ''), 4)}')
+var storageName = take('st${stem}${suffix}', 24)
+var modelStorageName = take('stm${stem}${suffix}', 24)
 var gpuProfileName = gpuProfile == 'Consumption-GPU-NC24-A100' ? 'gpu-a100' : 'gpu-t4'
 var appInsightsName = 'appi-${prefix}'
 

@@ -3,6 +3,8 @@
 
   check_deployment.py names     MANIFEST MAIN_JSON
       infra/app-settings.json must list exactly the env names of the Container App in the compiled main.json.
+  check_deployment.py described MAIN_JSON
+      Every parameter and output of main.bicep and of each module has a description.
   check_deployment.py snapshot  MANIFEST HOST_JSON SNAPSHOT [--expect-acr]
       The same names in a `bicep snapshot` of a parameter file (values evaluated), and the values and resources the
       app relies on: fixed settings, storage names that exist, the mounted model folder, scale rules that match the
@@ -68,6 +70,18 @@ def check_names(manifest_path, main_json_path):
     report(isinstance(env, list), "the app's env is a literal list (comparable without deploying)")
     if isinstance(env, list):
         compare_names("main.json", manifest, {e.get("name") for e in env})
+
+
+def check_described(main_json_path):
+    """Every template: the compiled main.json and each module nested in it as a deployment's properties.template."""
+    templates = [o for o in walk(load(main_json_path))
+                 if "deploymentTemplate.json" in str(o.get("$schema", "")) and "resources" in o]
+    missing = [f"{kind[:-1]} {key}"
+               for t in templates for kind in ("parameters", "outputs")
+               for key, decl in (t.get(kind) or {}).items()
+               if not (isinstance(decl, dict) and decl.get("metadata", {}).get("description"))]
+    report(bool(templates) and not missing, f"every parameter and output of the {len(templates)} templates has a @description",
+           ", ".join(missing) or "no templates found")
 
 
 def check_snapshot(manifest_path, host_json_path, snapshot_path, expect_acr):
@@ -177,6 +191,8 @@ def check_snapshot(manifest_path, host_json_path, snapshot_path, expect_acr):
 def main(argv):
     if len(argv) >= 3 and argv[0] == "names":
         check_names(argv[1], argv[2])
+    elif len(argv) >= 2 and argv[0] == "described":
+        check_described(argv[1])
     elif len(argv) >= 4 and argv[0] == "snapshot":
         check_snapshot(argv[1], argv[2], argv[3], "--expect-acr" in argv[4:])
     else:
