@@ -106,7 +106,8 @@ var replicaResources = gpuProfile == 'Consumption-GPU-NC24-A100'
   ? { cpu: json('24.0'), memory: '220Gi' }
   : { cpu: json('8.0'), memory: '56Gi' }
 
-// Durable Task (Azure Storage backend) queue names: lower-cased hub name, then -workitems or -control-NN.
+// Durable Task (Azure Storage backend) queue names: the lower-cased hub name, then -workitems or -control-NN (as
+// DurableTask.AzureStorage 2.11 names them: GetWorkItemQueueName, GetControlQueueName).
 var hub = toLower(taskHubName)
 
 var queueRuleBase = {

@@ -37,7 +37,8 @@ def load(path):
 
 def read_manifest(path):
     names = load(path)
-    ok = isinstance(names, list) and all(isinstance(n, str) and n for n in names) and len(set(names)) == len(names)
+    ok = (isinstance(names, list) and all(isinstance(n, str) and n for n in names)
+          and len(set(names)) == len(names))
     report(ok, f"{path} is a JSON array of distinct setting names", "" if ok else "it is not")
     return set(names) if ok else set()
 
@@ -55,7 +56,8 @@ def walk(node):
 
 def compare_names(label, expected, actual):
     missing, extra = sorted(expected - actual), sorted(actual - expected)
-    detail = "; ".join(p for p in (f"only in the manifest: {missing}" if missing else "", f"only in the template: {extra}" if extra else "") if p)
+    parts = ([f"only in the manifest: {missing}"] if missing else []) + ([f"only in the template: {extra}"] if extra else [])
+    detail = "; ".join(parts)
     report(not missing and not extra, f"{label}: {len(actual)} env names = infra/app-settings.json", detail)
 
 
@@ -80,32 +82,51 @@ def check_described(main_json_path):
                for t in templates for kind in ("parameters", "outputs")
                for key, decl in (t.get(kind) or {}).items()
                if not (isinstance(decl, dict) and decl.get("metadata", {}).get("description"))]
-    report(bool(templates) and not missing, f"every parameter and output of the {len(templates)} templates has a @description",
+    report(bool(templates) and not missing,
+           f"every parameter and output of the {len(templates)} templates has a @description",
            ", ".join(missing) or "no templates found")
+
+
+def get(node, *path, default=None):
+    """node[path[0]][path[1]]..., or default where a step is missing."""
+    for step in path:
+        if isinstance(node, dict) and step in node:
+            node = node[step]
+        elif isinstance(node, list) and isinstance(step, int) and -len(node) <= step < len(node):
+            node = node[step]
+        else:
+            return default
+    return node
 
 
 def check_snapshot(manifest_path, host_json_path, snapshot_path, expect_acr):
     manifest = read_manifest(manifest_path)
     snapshot = load(snapshot_path)
-    report(not snapshot.get("diagnostics"), "snapshot has no diagnostics", json.dumps(snapshot.get("diagnostics"))[:300])
-    resources = snapshot.get("predictedResources", [])
+    diagnostics = snapshot.get("diagnostics")
+    report(not diagnostics, "snapshot has no diagnostics", json.dumps(diagnostics)[:300])
     by_type = {}
-    for r in resources:
+    for r in snapshot.get("predictedResources", []):
         by_type.setdefault(r.get("type"), []).append(r)
 
-    apps = by_type.get("Microsoft.App/containerApps", [])
+    def resources(kind):
+        return by_type.get(kind, [])
+
+    apps = resources("Microsoft.App/containerApps")
     report(len(apps) == 1, "one container app", f"found {len(apps)}")
     if len(apps) != 1:
         return
     app = apps[0]
-    props, template = app.get("properties", {}), app.get("properties", {}).get("template", {})
-    container = template.get("containers", [{}])[0]
+    config, template = get(app, "properties", "configuration", default={}), get(app, "properties", "template", default={})
+    container = get(template, "containers", 0, default={})
+
+    # The settings: names, sources, fixed values.
     env_list = container.get("env", [])
     env = {e.get("name"): e for e in env_list}
     compare_names("snapshot", manifest, set(env))
     report(len(env) == len(env_list), "no setting is set twice")
-    secrets = {s.get("name") for s in props.get("configuration", {}).get("secrets", [])}
-    bad_refs = [n for n, e in env.items() if ("value" in e) == ("secretRef" in e) or ("secretRef" in e and e["secretRef"] not in secrets)]
+    secrets = {x.get("name") for x in config.get("secrets", [])}
+    bad_refs = [n for n, e in env.items()
+                if ("value" in e) == ("secretRef" in e) or ("secretRef" in e and e["secretRef"] not in secrets)]
     report(not bad_refs, "each setting has a value or a secretRef to a defined secret", str(bad_refs))
 
     def value(name):
@@ -119,73 +140,95 @@ def check_snapshot(manifest_path, host_json_path, snapshot_path, expect_acr):
     }
     wrong = {k: value(k) for k, v in fixed.items() if value(k) != v}
     report(not wrong, "fixed settings (worker runtime, managed identity, AzureBlob, cuda)", str(wrong))
-    report(value("Wuerstchen__Models__Precision") in ("bfloat16", "float16", "float32"), "Wuerstchen__Models__Precision is a known dtype", str(value("Wuerstchen__Models__Precision")))
-    report(value("AzureWebJobsStorage__clientId") is not None and value("AzureWebJobsStorage__clientId") == value("Wuerstchen__Storage__ManagedIdentityClientId"),
+    precision = value("Wuerstchen__Models__Precision")
+    report(precision in ("bfloat16", "float16", "float32"), "Wuerstchen__Models__Precision is a known dtype", str(precision))
+    client_id = value("AzureWebJobsStorage__clientId")
+    report(client_id is not None and client_id == value("Wuerstchen__Storage__ManagedIdentityClientId"),
            "host storage and app blob client use the same identity")
-    report(app.get("kind") == "functionapp", "kind is functionapp", str(app.get("kind")))
-    identities = list(app.get("identity", {}).get("userAssignedIdentities", {}))
-    report(app.get("identity", {}).get("type") == "UserAssigned" and len(identities) == 1, "the app runs as one user-assigned identity")
-    identity_id = identities[0] if identities else "<none>"
-    assignments = [r for r in by_type.get("Microsoft.Authorization/roleAssignments", []) if identity_id in str(r.get("properties", {}).get("principalId", ""))]
 
-    # Storage: the account the host uses, with identity only, and the container and queue the app names.
-    accounts = {r["name"]: r for r in by_type.get("Microsoft.Storage/storageAccounts", [])}
-    host_account = accounts.get(value("AzureWebJobsStorage__accountName"))
-    report(host_account is not None, "AzureWebJobsStorage__accountName names a storage account in the deployment", str(value("AzureWebJobsStorage__accountName")))
-    if host_account:
-        report(host_account.get("properties", {}).get("allowSharedKeyAccess") is False, "that account allows no shared key")
-        prefix = host_account["name"] + "/default/"
-        containers = {r["name"][len(prefix):] for r in by_type.get("Microsoft.Storage/storageAccounts/blobServices/containers", []) if r["name"].startswith(prefix)}
-        queues = {r["name"][len(prefix):] for r in by_type.get("Microsoft.Storage/storageAccounts/queueServices/queues", []) if r["name"].startswith(prefix)}
-        report(value("Wuerstchen__Storage__Container") in containers, "Wuerstchen__Storage__Container exists in it", f"{value('Wuerstchen__Storage__Container')} not in {sorted(containers)}")
-        report(value("Wuerstchen__Bulk__QueueName") in queues, "Wuerstchen__Bulk__QueueName exists in it", f"{value('Wuerstchen__Bulk__QueueName')} not in {sorted(queues)}")
-        scope = f"/storageAccounts/{host_account['name']}/providers/Microsoft.Authorization/"
-        roles = {r["properties"].get("roleDefinitionId", "").rsplit("/", 1)[-1] for r in assignments if scope in r.get("id", "")}
+    # Identity.
+    report(app.get("kind") == "functionapp", "kind is functionapp", str(app.get("kind")))
+    identities = list(get(app, "identity", "userAssignedIdentities", default={}))
+    report(get(app, "identity", "type") == "UserAssigned" and len(identities) == 1,
+           "the app runs as one user-assigned identity")
+    identity_id = identities[0] if identities else "<none>"
+    assignments = [r for r in resources("Microsoft.Authorization/roleAssignments")
+                   if identity_id in str(get(r, "properties", "principalId", default=""))]
+
+    def role_ids(scope_fragment):
+        return {get(r, "properties", "roleDefinitionId", default="").rsplit("/", 1)[-1]
+                for r in assignments if scope_fragment in r.get("id", "")}
+
+    # Storage: the account the host uses is identity-only and holds the container and queue the app names.
+    accounts = {r["name"]: r for r in resources("Microsoft.Storage/storageAccounts")}
+    account_name = value("AzureWebJobsStorage__accountName")
+    account = accounts.get(account_name)
+    report(account is not None, "AzureWebJobsStorage__accountName names a storage account in the deployment", str(account_name))
+    if account:
+        report(get(account, "properties", "allowSharedKeyAccess") is False, "that account allows no shared key")
+        prefix = f"{account_name}/default/"
+
+        def children(kind):
+            return {r["name"][len(prefix):] for r in resources(kind) if r["name"].startswith(prefix)}
+
+        blob_containers = children("Microsoft.Storage/storageAccounts/blobServices/containers")
+        queues = children("Microsoft.Storage/storageAccounts/queueServices/queues")
+        data = value("Wuerstchen__Storage__Container")
+        jobs = value("Wuerstchen__Bulk__QueueName")
+        report(data in blob_containers, "Wuerstchen__Storage__Container exists in it", f"{data} not in {sorted(blob_containers)}")
+        report(jobs in queues, "Wuerstchen__Bulk__QueueName exists in it", f"{jobs} not in {sorted(queues)}")
+        roles = role_ids(f"/storageAccounts/{account_name}/providers/Microsoft.Authorization/")
         needed = {ROLE_BLOB_CONTRIBUTOR, ROLE_QUEUE_CONTRIBUTOR, ROLE_TABLE_CONTRIBUTOR}
-        report(roles == needed, "the app's identity holds exactly the blob, queue and table data-contributor roles on it", f"has {sorted(roles)}")
-    insecure = [n for n, r in accounts.items() if r.get("properties", {}).get("minimumTlsVersion") != "TLS1_2"
-                or r.get("properties", {}).get("supportsHttpsTrafficOnly") is not True
-                or r.get("properties", {}).get("allowBlobPublicAccess") is not False]
+        report(roles == needed, "the app's identity holds exactly the blob, queue and table data-contributor roles on it",
+               f"has {sorted(roles)}")
+    insecure = [n for n, r in accounts.items()
+                if get(r, "properties", "minimumTlsVersion") != "TLS1_2"
+                or get(r, "properties", "supportsHttpsTrafficOnly") is not True
+                or get(r, "properties", "allowBlobPublicAccess") is not False]
     report(not insecure, "every storage account: TLS 1.2, HTTPS only, no public blob access", str(insecure))
     if expect_acr:
-        report(any(r["properties"].get("roleDefinitionId", "").endswith(ROLE_ACR_PULL) and "/registries/" in r.get("id", "") for r in assignments),
-               "the app's identity holds AcrPull on the registry")
-        report(bool(props.get("configuration", {}).get("registries")), "the app pulls from the registry with its identity")
+        report(ROLE_ACR_PULL in role_ids("/registries/"), "the app's identity holds AcrPull on the registry")
+        report(bool(config.get("registries")), "the app pulls from the registry with its identity")
 
-    # Models: the folder the app reads is where the share is mounted.
+    # Models: the folder the app reads is where the share is mounted, read-only.
     mounts = {m.get("mountPath"): m.get("volumeName") for m in container.get("volumeMounts", [])}
     volumes = {v.get("name"): v for v in template.get("volumes", [])}
     root = value("Wuerstchen__Models__Root")
-    report(root in mounts and volumes.get(mounts[root], {}).get("storageType") == "AzureFile", "Wuerstchen__Models__Root is the mounted model share", str(root))
-    env_storages = [r for r in by_type.get("Microsoft.App/managedEnvironments/storages", [])]
-    read_only = [r for r in env_storages if r.get("properties", {}).get("azureFile", {}).get("accessMode") == "ReadOnly"]
-    report(len(read_only) == len(env_storages) == 1, "the model share is mounted read-only")
+    report(root in mounts and get(volumes, mounts.get(root), "storageType") == "AzureFile",
+           "Wuerstchen__Models__Root is the mounted model share", str(root))
+    shares = resources("Microsoft.App/managedEnvironments/storages")
+    read_only = [r for r in shares if get(r, "properties", "azureFile", "accessMode") == "ReadOnly"]
+    report(len(read_only) == len(shares) == 1, "the model share is mounted read-only")
 
     # Ingress and probes.
-    ingress = props.get("configuration", {}).get("ingress", {})
+    ingress = config.get("ingress", {})
     report(ingress.get("allowInsecure") is False, "ingress is HTTPS only")
     probes = container.get("probes", [])
     report({p.get("type") for p in probes} == {"Startup", "Liveness", "Readiness"}
-           and all(p.get("httpGet", {}).get("path") == "/api/health" and p.get("httpGet", {}).get("port") == ingress.get("targetPort") for p in probes),
+           and all(get(p, "httpGet", "path") == "/api/health" and get(p, "httpGet", "port") == ingress.get("targetPort")
+                   for p in probes),
            "startup, liveness and readiness probes GET /api/health on the ingress port")
 
     # Scale rules against the task hub and host.json.
-    host = load(host_json_path)
-    durable = host.get("extensions", {}).get("durableTask", {})
-    report(durable.get("hubName") == "%WUERSTCHEN_TASK_HUB%", "host.json takes the task hub from WUERSTCHEN_TASK_HUB", str(durable.get("hubName")))
-    partitions = durable.get("storageProvider", {}).get("partitionCount", 4)
+    durable = get(load(host_json_path), "extensions", "durableTask", default={})
+    report(durable.get("hubName") == "%WUERSTCHEN_TASK_HUB%", "host.json takes the task hub from WUERSTCHEN_TASK_HUB",
+           str(durable.get("hubName")))
+    partitions = get(durable, "storageProvider", "partitionCount", default=4)
     scale = template.get("scale", {})
     rules = scale.get("rules", [])
-    queue_rules = {r["azureQueue"]["queueName"]: r["azureQueue"] for r in rules if "azureQueue" in r}
+    queue_rules = {r["azureQueue"].get("queueName"): r["azureQueue"] for r in rules if "azureQueue" in r}
     hub = (value("WUERSTCHEN_TASK_HUB") or "").lower()
-    expected_queues = {value("Wuerstchen__Bulk__QueueName"), f"{hub}-workitems"} | {f"{hub}-control-{i:02d}" for i in range(partitions)}
-    report(set(queue_rules) == expected_queues, f"queue scale rules: the jobs queue, {hub}-workitems and {partitions} control queues (host.json partitionCount)",
-           f"rules {sorted(queue_rules)} vs expected {sorted(expected_queues)}")
-    report(all(q.get("accountName") == value("AzureWebJobsStorage__accountName") and q.get("identity") for q in queue_rules.values()),
-           "queue rules read the app's storage account with the identity")
+    expected = {value("Wuerstchen__Bulk__QueueName"), f"{hub}-workitems"}
+    expected |= {f"{hub}-control-{i:02d}" for i in range(partitions)}
+    report(set(queue_rules) == expected,
+           f"queue scale rules: the jobs queue, {hub}-workitems and {partitions} control queues (host.json partitionCount)",
+           f"rules {sorted(queue_rules)} vs expected {sorted(expected)}")
+    report(all(q.get("accountName") == account_name and q.get("identity") == identity_id for q in queue_rules.values()),
+           "queue rules read the app's storage account with the app's identity")
     report(any("http" in r for r in rules), "an HTTP scale rule")
     report(scale.get("allowScalingRuleOverride") is True, "allowScalingRuleOverride lets these rules replace the generated ones")
-    report(scale.get("minReplicas", 0) <= scale.get("maxReplicas", 10), "minReplicas <= maxReplicas", f"{scale.get('minReplicas')} > {scale.get('maxReplicas')}")
+    report(scale.get("minReplicas", 0) <= scale.get("maxReplicas", 10), "minReplicas <= maxReplicas",
+           f"{scale.get('minReplicas')} > {scale.get('maxReplicas')}")
 
 
 def main(argv):
