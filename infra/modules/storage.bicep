@@ -1,6 +1,6 @@
 // The app's storage account: AzureWebJobsStorage for the Functions host and the Durable Task hub (Azure Storage
 // backend: queues, tables, lease and large-message blobs), the blob container for latents, images, checkpoints and
-// datasets, and the queue of bulk generation jobs. Identity-only: shared-key (and so SAS) access is disabled; the app's
+// datasets, and the queue of bulk generation jobs. Identity-only: shared-key access (and account-key SAS) is off; the app's
 // user-assigned identity gets the narrowest data roles that cover what the host, Durable and the app do.
 
 @description('Azure region of the account.')
