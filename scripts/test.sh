@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds the solution and runs every test: restores NuGet and npm packages, starts Azurite (the Azure Storage
-# emulator) for the storage tests, and stops it again. Extra arguments go to `dotnet test` (e.g. --filter).
+# Builds the solution and runs every test: checks the deployment side (infra/check.sh: Bicep, Dockerfiles, the app
+# settings contract), restores NuGet and npm packages, starts Azurite (the Azure Storage emulator) for the storage
+# tests, and stops it again. Extra arguments go to `dotnet test` (e.g. --filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -8,6 +9,11 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 
 command -v dotnet >/dev/null || { echo "error: the .NET SDK (dotnet) is not on PATH; install .NET 10." >&2; exit 2; }
 command -v npm >/dev/null || { echo "error: npm is not on PATH; install Node.js 20 or later (Azurite runs on it)." >&2; exit 2; }
+command -v python3 >/dev/null || { echo "error: python3 is not on PATH (infra/check.sh uses it)." >&2; exit 2; }
+
+# Deployment checks first; a failure fails the run but the .NET tests still run and report.
+status=0
+./infra/check.sh || status=$?
 
 source scripts/azurite.sh
 azurite_start "$root/.artifacts/azurite"
@@ -15,7 +21,6 @@ trap azurite_stop EXIT
 
 results="$root/.artifacts/test-results"
 rm -rf "$results"
-status=0
 dotnet test Wuerstchen.Functions.sln -c Release --logger "trx" --results-directory "$results" "$@" || status=$?
 
 # One closing line in the plain "N passed, N failed" form, summed over every test project's TRX file.

@@ -1,0 +1,259 @@
+// Würstchen Functions on Azure Container Apps with a serverless GPU: everything one environment (dev, prod) needs in
+// one resource group. infra/README.md has the picture, the build/deploy/upload/smoke-test steps, and the cost and
+// minReplicas notes.
+//
+//   az deployment group create -g <rg> --parameters infra/parameters/dev.bicepparam
+targetScope = 'resourceGroup'
+
+@description('Azure region for every resource. Serverless GPUs exist in a few regions only (for example westus3, australiaeast, swedencentral); check the current list and your GPU quota there.')
+param location string = resourceGroup().location
+
+@description('Short name of the workload, used in resource names: 2-10 lowercase letters or digits.')
+@minLength(2)
+@maxLength(10)
+param baseName string = 'wurst'
+
+@description('Environment name used in resource names and tags, for example dev or prod: 2-8 lowercase letters or digits.')
+@minLength(2)
+@maxLength(8)
+param environmentName string
+
+@description('Container image of the app, built from infra/docker/Dockerfile.gpu, for example myregistry.azurecr.io/wuerstchen-functions:gpu-1a2b3c4. Use an immutable tag or a digest.')
+param image string
+
+@description('Name of an existing Azure Container Registry the image is pulled from with the app\'s identity (AcrPull is granted on it); empty when the image is public.')
+param containerRegistryName string = ''
+
+@description('Resource group of that registry; defaults to this deployment\'s resource group.')
+param containerRegistryResourceGroupName string = resourceGroup().name
+
+@description('Serverless GPU workload profile: Consumption-GPU-NC8as-T4 (NVIDIA T4 16 GB, 8 vCPU, 56 GiB) or Consumption-GPU-NC24-A100 (NVIDIA A100 80 GB, 24 vCPU, 220 GiB).')
+@allowed([
+  'Consumption-GPU-NC8as-T4'
+  'Consumption-GPU-NC24-A100'
+])
+param gpuProfile string = 'Consumption-GPU-NC8as-T4'
+
+@description('Replicas kept running when idle. 1 (default) keeps Durable orchestrations progressing: the Azure Storage Durable backend does not drive scaling on Container Apps. 0 stops the idle GPU cost but orchestrations may stall until a trigger wakes the app (infra/README.md, "minReplicas").')
+@minValue(0)
+@maxValue(10)
+param minReplicas int = 1
+
+@description('Most replicas; each one holds a whole GPU and counts against the subscription\'s GPU quota.')
+@minValue(1)
+@maxValue(10)
+param maxReplicas int = 1
+
+@description('Tensor precision on the GPU (Wuerstchen__Models__Precision). bfloat16 is the reference\'s safe choice; T4 (Turing) has no bfloat16 tensor cores, so float16 is faster there if the outputs stay finite.')
+@allowed([
+  'bfloat16'
+  'float16'
+  'float32'
+])
+param modelPrecision string = 'bfloat16'
+
+@description('Durable Task hub name (WUERSTCHEN_TASK_HUB): 3-45 letters and digits, starting with a letter; one hub per environment.')
+@minLength(3)
+@maxLength(45)
+param taskHubName string = 'wuerstchen${environmentName}'
+
+@description('Control-queue partitions of the task hub; must equal extensions.durableTask.storageProvider.partitionCount in host.json.')
+@minValue(1)
+@maxValue(16)
+param durablePartitionCount int = 4
+
+@description('Replication of the app\'s storage account (task hub, images, checkpoints, datasets).')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param storageSku string = 'Standard_LRS'
+
+@description('Days a deleted blob or container can be restored.')
+@minValue(1)
+@maxValue(365)
+param softDeleteRetentionDays int = 7
+
+@description('Also create a `models` blob container in the app\'s storage account (a staging copy of the weights); the app reads the weights from the mounted share.')
+param createModelsBlobContainer bool = false
+
+@description('SKU of the model share\'s storage account: Premium_LRS gives provisioned SSD throughput for cold starts; Standard_LRS is cheaper for dev.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Premium_LRS'
+  'Premium_ZRS'
+])
+param modelStorageSku string = 'Standard_LRS'
+
+@description('Size of the model share in GiB (the published weights take about 10 GB; Premium throughput grows with the size).')
+@minValue(100)
+@maxValue(102400)
+param modelShareQuotaGiB int = 100
+
+@description('Days Log Analytics keeps logs.')
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 30
+
+@description('Expose the HTTP API on the internet (true) or only inside the Container Apps environment (false).')
+param ingressExternal bool = true
+
+@description('CIDR ranges allowed to call the API, for example ["203.0.113.0/24"]; empty allows any address.')
+param ingressAllowedCidrs string[] = []
+
+@description('Extra tags for every resource.')
+param tags { *: string } = {}
+
+var allTags = union(tags, {
+  workload: 'wuerstchen-functions'
+  environment: environmentName
+})
+
+// Names. Storage account names take 3-24 lowercase letters and digits and are global: a short stem plus 11-13
+// characters of a hash of the resource group, workload and environment.
+var prefix = toLower('${baseName}-${environmentName}')
+var suffix = uniqueString(resourceGroup().id, baseName, environmentName)
+var stem = toLower('${take(replace(baseName, '-', ''), 6)}${take(replace(environmentName, '-', ''), 4)}')
+var storageName = take('st${stem}${suffix}', 24)
+var modelStorageName = take('stm${stem}${suffix}', 24)
+var gpuProfileName = gpuProfile == 'Consumption-GPU-NC24-A100' ? 'gpu-a100' : 'gpu-t4'
+var appInsightsName = 'appi-${prefix}'
+
+// Fixed parts of the app's contract with its storage and model mount.
+var dataContainerName = 'wuerstchen'
+var jobsQueueName = 'generation-jobs'
+var modelShareName = 'models'
+var modelsMountPath = '/mnt/models'
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: 'id-${prefix}-func'
+  location: location
+  tags: allTags
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    location: location
+    logAnalyticsName: 'log-${prefix}'
+    appInsightsName: appInsightsName
+    retentionInDays: logRetentionInDays
+    tags: allTags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    location: location
+    name: storageName
+    skuName: storageSku
+    dataContainerName: dataContainerName
+    createModelsContainer: createModelsBlobContainer
+    jobsQueueName: jobsQueueName
+    softDeleteRetentionDays: softDeleteRetentionDays
+    appIdentityId: identity.id
+    appPrincipalId: identity.properties.principalId
+    tags: allTags
+  }
+}
+
+module modelStorage 'modules/modelStorage.bicep' = {
+  name: 'model-storage'
+  params: {
+    location: location
+    name: modelStorageName
+    skuName: modelStorageSku
+    shareName: modelShareName
+    shareQuotaGiB: modelShareQuotaGiB
+    tags: allTags
+  }
+}
+
+module acrPull 'modules/acrPull.bicep' = if (!empty(containerRegistryName)) {
+  name: 'acr-pull'
+  scope: resourceGroup(containerRegistryResourceGroupName)
+  params: {
+    registryName: containerRegistryName
+    identityId: identity.id
+    principalId: identity.properties.principalId
+  }
+}
+
+module environment 'modules/containerAppsEnvironment.bicep' = {
+  name: 'container-apps-environment'
+  params: {
+    location: location
+    name: 'cae-${prefix}'
+    gpuProfile: gpuProfile
+    gpuProfileName: gpuProfileName
+    workspaceId: monitoring.outputs.workspaceId
+    modelStorageAccountName: modelStorageName
+    modelShareName: modelShareName
+    modelStorageName: 'models'
+    tags: allTags
+  }
+  // Names are passed as the deterministic values they are (what-if can then predict the resources), so the order
+  // on the model share is explicit.
+  dependsOn: [
+    modelStorage
+  ]
+}
+
+module functionApp 'modules/functionApp.bicep' = {
+  name: 'function-app'
+  params: {
+    location: location
+    name: 'ca-${prefix}-func'
+    environmentId: environment.outputs.id
+    workloadProfileName: gpuProfileName
+    gpuProfile: gpuProfile
+    image: image
+    registryServer: empty(containerRegistryName) ? '' : acrPull!.outputs.loginServer
+    identityId: identity.id
+    identityClientId: identity.properties.clientId
+    storageAccountName: storage.outputs.name
+    blobEndpoint: storage.outputs.blobEndpoint
+    dataContainerName: dataContainerName
+    jobsQueueName: jobsQueueName
+    taskHubName: taskHubName
+    durablePartitionCount: durablePartitionCount
+    appInsightsName: appInsightsName
+    modelStorageName: environment.outputs.modelStorageName
+    modelsMountPath: modelsMountPath
+    modelPrecision: modelPrecision
+    minReplicas: minReplicas
+    maxReplicas: maxReplicas
+    ingressExternal: ingressExternal
+    ingressAllowedCidrs: ingressAllowedCidrs
+    tags: allTags
+  }
+  // The identity must hold its data roles and AcrPull before the first revision starts (or the host cannot reach
+  // storage and the image pull is refused): storageAccountName and registryServer already make this module wait for
+  // the storage and acr-pull modules, role assignments included. The App Insights component is passed by name; the
+  // environment (environmentId) already waits for the monitoring module.
+}
+
+@description('HTTPS base URL of the API.')
+output apiBaseUrl string = 'https://${functionApp.outputs.fqdn}/api'
+
+@description('Name of the container app.')
+output functionAppName string = functionApp.outputs.name
+
+@description('Name of the app\'s storage account (images, checkpoints, task hub).')
+output storageAccountName string = storage.outputs.name
+
+@description('Name of the storage account holding the model share.')
+output modelStorageAccountName string = modelStorage.outputs.name
+
+@description('Name of the file share the models are uploaded to.')
+output modelShareName string = modelStorage.outputs.shareName
+
+@description('Client ID of the app\'s user-assigned identity.')
+output identityClientId string = identity.properties.clientId
+
+@description('Queue that takes bulk generation jobs.')
+output jobsQueueName string = jobsQueueName
