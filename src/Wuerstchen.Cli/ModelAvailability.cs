@@ -52,7 +52,7 @@ public static class ModelAvailability
         }
         catch (HubCacheMissException e)
         {
-            throw new ModelUnavailableException($"{e.Message} Missing: {string.Join(", ", e.MissingFiles)}.", e);
+            throw new ModelUnavailableException(e.Message, e);
         }
     }
 

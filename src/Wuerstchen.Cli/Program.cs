@@ -25,6 +25,16 @@ app.Configure(config =>
     config.AddCommand<BulkCommand>("bulk")
         .WithDescription("Generate images for every prompt of a file into a folder, with a results manifest; resumable.")
         .WithExample("bulk", "prompts.txt", "--output", "pokemon", "--width", "512", "--height", "512");
+    config.AddBranch<ModelsSettings>("models", models =>
+    {
+        models.SetDescription("List, download, inspect and convert models.");
+        models.AddCommand<ModelsListCommand>("list").WithDescription("The models under the model root.");
+        models.AddCommand<ModelsDownloadCommand>("download").WithDescription("Fetch a Hub repository's pipeline files (resumable, verified).")
+            .WithExample("models", "download", "warp-ai/wuerstchen-prior");
+        models.AddCommand<ModelsInspectCommand>("inspect").WithDescription("Components, configs, parameter counts, dtypes and checksums.");
+        models.AddCommand<ModelsConvertCommand>("convert").WithDescription("A pickled PyTorch checkpoint to safetensors, without running pickle code.")
+            .WithExample("models", "convert", "model_v2_stage_b.pt", "effnet/model.safetensors", "--key", "effnet_state_dict");
+    });
 });
 
 bool verbose = args.Contains("--verbose") || args.Contains("-v");
@@ -41,7 +51,7 @@ catch (CommandAppException e)
 {
     return Errors.Invalid(e.Message);
 }
-catch (Exception e) when (e is ModelUnavailableException or UnknownModelException)
+catch (Exception e) when (e is ModelUnavailableException or UnknownModelException or Wuerstchen.Pipeline.Hub.HubCacheMissException)
 {
     return verbose ? Errors.ModelUnavailable(e.ToString()) : Errors.ModelUnavailable(e.Message);
 }
