@@ -1,0 +1,191 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using TorchSharp;
+using Wuerstchen.Models.Imaging;
+using Wuerstchen.Models.IO;
+using Wuerstchen.Models.Tests;
+using Wuerstchen.Pipeline.Tests.Conversion;
+using Wuerstchen.Pipeline.Tests.Hub;
+
+namespace Wuerstchen.Cli.Tests;
+
+public sealed class CliTests : IDisposable
+{
+    private readonly TempDirectory _temp = new();
+
+    public void Dispose() => _temp.Dispose();
+
+    private static CancellationToken Token => TestContext.Current.CancellationToken;
+
+    private string[] Store() => ["--store", _temp.File("store")];
+
+    [Fact]
+    public async Task GenerateWritesPngsWithTheirRecipeAndReportsProgress()
+    {
+        string output = _temp.File("out");
+        var result = await CliProcess.RunAsync(["generate", "a red pokemon with wings", "-W", "256", "-H", "128", "-i", "2", "--seed", "1234",
+            "--prior-steps", "3", "--decoder-steps", "2", "-o", output, .. CliProcess.FixtureModels(), .. Store()], cancellationToken: Token);
+
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("Stage C (prior)", result.Output);
+        Assert.Contains("Stage B (decoder)", result.Output);
+        string[] files = Directory.GetFiles(output, "*.png").Order(StringComparer.Ordinal).ToArray();
+        Assert.Equal(2, files.Length);
+        foreach (string file in files)
+            Assert.Contains($"Wrote {file}", result.Output);
+        var recipe = PngImages.ReadRecipe(File.OpenRead(files[1]));
+        Assert.Equal(("a red pokemon with wings", 1234UL, 1235UL, 1), (recipe!.Prompt, recipe.Seed, recipe.DecoderSeed, recipe.ImageIndex));
+    }
+
+    [Fact]
+    public async Task AnInvalidRequestIsOneLinePerFieldAndExitCodeTwo()
+    {
+        var result = await CliProcess.RunAsync(["generate", "x", "-W", "1000", "-i", "99", .. CliProcess.FixtureModels(), .. Store()], cancellationToken: Token);
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("error: width: 1000 px is not a multiple of 128; the nearest valid sizes are 896 and 1024.", result.Error);
+        Assert.Contains("error: images:", result.Error);
+        Assert.DoesNotContain("   at ", result.Error);
+    }
+
+    [Fact]
+    public async Task TheRealWeightsFailFastWhenOffline()
+    {
+        var watch = Stopwatch.StartNew();
+        var offline = await CliProcess.RunAsync(["generate", "a cat", "--models", _temp.File("empty-root"), .. Store()],
+            new Dictionary<string, string?> { ["HF_HUB_OFFLINE"] = "1" }, Token);
+        Assert.Equal(3, offline.ExitCode);
+        Assert.Contains("warp-ai/wuerstchen-prior", offline.Error);
+        Assert.Contains("offline", offline.Error);
+
+        var unreachable = await CliProcess.RunAsync(["generate", "a cat", "--models", _temp.File("empty-root"), .. Store()],
+            new Dictionary<string, string?> { ["HF_ENDPOINT"] = "http://127.0.0.1:9" }, Token);
+        Assert.Equal(3, unreachable.ExitCode);
+        Assert.Contains("cannot be reached", unreachable.Error);
+        Assert.True(watch.Elapsed < TimeSpan.FromMinutes(1), $"failing took {watch.Elapsed}");
+    }
+
+    [Fact]
+    public async Task BulkWritesAFolderOfImagesAndAManifestAndResumes()
+    {
+        string prompts = _temp.File("prompts.jsonl");
+        await File.WriteAllTextAsync(prompts, "\"a lighthouse\"\n{\"prompt\": \"a fox\", \"width\": 256}\nnot json\n\"a kite\"\n", Token);
+        string output = _temp.File("bulk");
+        string[] arguments = ["bulk", prompts, "-W", "128", "-H", "128", "--prior-steps", "2", "--decoder-steps", "2", "--seed", "10", "-o", output, .. CliProcess.FixtureModels(), .. Store()];
+
+        var first = await CliProcess.RunAsync(arguments, cancellationToken: Token);
+        Assert.Equal(1, first.ExitCode);
+        Assert.Contains("3 succeeded, 0 failed, 1 rejected of 4", first.Output);
+        var manifest = File.ReadAllLines(Path.Combine(output, "manifest.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToArray();
+        Assert.Equal(["succeeded", "succeeded", "rejected", "succeeded"], manifest.Select(e => e.GetProperty("status").GetString()));
+        foreach (var entry in manifest.Where(e => e.GetProperty("status").GetString() == "succeeded"))
+            Assert.True(File.Exists(Path.Combine(output, entry.GetProperty("images")[0].GetString()!)));
+        byte[] before = await File.ReadAllBytesAsync(Path.Combine(output, manifest[0].GetProperty("images")[0].GetString()!), Token);
+
+        var again = await CliProcess.RunAsync(arguments, cancellationToken: Token);
+        Assert.Equal(1, again.ExitCode);
+        Assert.Equal(before, await File.ReadAllBytesAsync(Path.Combine(output, manifest[0].GetProperty("images")[0].GetString()!), Token));
+    }
+
+    [Fact]
+    public async Task CtrlCStopsCleanlyWithExitCode130()
+    {
+        using var process = CliProcess.Start(["generate", "a long one", "-W", "2048", "-H", "2048", "--prior-steps", "200", "--decoder-steps", "100",
+            .. CliProcess.FixtureModels(), .. Store()]);
+        var output = new StringBuilder();
+        var started = new TaskCompletionSource();
+        process.OutputDataReceived += (_, e) =>
+        {
+            output.AppendLine(e.Data);
+            if (e.Data?.Contains("Stage", StringComparison.Ordinal) == true)
+                started.TrySetResult();
+        };
+        process.BeginOutputReadLine();
+        var error = process.StandardError.ReadToEndAsync(Token);
+        await started.Task.WaitAsync(TimeSpan.FromMinutes(2), Token);
+
+        using (var kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            await kill.WaitForExitAsync(Token);
+        await process.WaitForExitAsync(Token).WaitAsync(TimeSpan.FromMinutes(1), Token);
+
+        Assert.Equal(130, process.ExitCode);
+        Assert.Contains("Cancelled", await error);
+    }
+
+    [Fact]
+    public async Task ModelsListAndInspectDescribeTheFixtureModels()
+    {
+        var list = await CliProcess.RunAsync(["models", "list", "--models", ParityFixtures.PathOf("models")], cancellationToken: Token);
+        Assert.Equal(0, list.ExitCode);
+        Assert.Contains("prior-pipeline\tWuerstchenPriorPipeline", list.Output);
+        Assert.Contains("decoder-pipeline\tWuerstchenDecoderPipeline", list.Output);
+
+        var inspect = await CliProcess.RunAsync(["models", "inspect", "prior-pipeline", "--models", ParityFixtures.PathOf("models"), "--json"], cancellationToken: Token);
+        Assert.Equal(0, inspect.ExitCode);
+        var report = JsonDocument.Parse(inspect.Output).RootElement;
+        var prior = report.GetProperty("components").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "prior");
+        using var weights = SafetensorsFile.Open(ParityFixtures.PathOf("models/prior-pipeline/prior/diffusion_pytorch_model.safetensors"));
+        Assert.Equal(weights.Tensors.Count, prior.GetProperty("tensorCount").GetInt32());
+        Assert.Equal(weights.Tensors.Values.Sum(t => t.ElementCount), prior.GetProperty("parameterCount").GetInt64());
+        Assert.Equal(64, prior.GetProperty("weightFiles")[0].GetProperty("sha256").GetString()!.Length);
+
+        var unknown = await CliProcess.RunAsync(["models", "inspect", "nobody/nothing", "--models", ParityFixtures.PathOf("models")], cancellationToken: Token);
+        Assert.Equal(3, unknown.ExitCode);
+    }
+
+    [Fact]
+    public async Task ModelsDownloadFetchesAHubRepositoryAndThenWorksOffline()
+    {
+        using var hub = new FakeHubServer();
+        var tree = HubFixtures.Tree(ParityFixtures.PathOf("models/prior-pipeline"));
+        hub.AddRepo("warp-ai/wuerstchen-prior", HubFixtures.CommitOf("prior"), tree, "main");
+        string root = _temp.File("root");
+
+        var download = await CliProcess.RunAsync(["models", "download", "warp-ai/wuerstchen-prior", "--models", root],
+            new Dictionary<string, string?> { ["HF_ENDPOINT"] = hub.Endpoint.ToString() }, Token);
+        Assert.True(download.ExitCode == 0, download.ToString());
+        Assert.Contains("prior/diffusion_pytorch_model.safetensors", download.Output);
+
+        var offline = await CliProcess.RunAsync(["models", "download", "warp-ai/wuerstchen-prior", "--models", root, "--offline"], cancellationToken: Token);
+        Assert.Equal(0, offline.ExitCode);
+        Assert.Contains("from the cache", offline.Output);
+        var list = await CliProcess.RunAsync(["models", "list", "--models", root], cancellationToken: Token);
+        Assert.Contains("warp-ai/wuerstchen-prior\tWuerstchenPriorPipeline", list.Output);
+    }
+
+    [Fact]
+    public async Task ModelsConvertTurnsAPickledCheckpointIntoSafetensors()
+    {
+        string checkpoint = _temp.File("model_v2_stage_b.pt");
+        using var weight = torch.arange(6, dtype: torch.float32).reshape(2, 3);
+        using var bias = torch.ones(2);
+        TorchSaveWriter.Save(checkpoint, new Dictionary<string, object?>
+        {
+            ["effnet_state_dict"] = new TorchSaveWriter.StateDict(new Dictionary<string, torch.Tensor> { ["mapper.0.weight"] = weight, ["mapper.1.bias"] = bias }),
+            ["state_dict"] = new TorchSaveWriter.StateDict(new Dictionary<string, torch.Tensor> { ["other"] = bias }),
+        });
+        string output = _temp.File("effnet.safetensors");
+
+        var result = await CliProcess.RunAsync(["models", "convert", checkpoint, output, "--key", "effnet_state_dict", "--dtype", "float16"], cancellationToken: Token);
+        Assert.True(result.ExitCode == 0, result.ToString());
+        Assert.Contains("2 tensors", result.Output);
+        using var converted = SafetensorsFile.Open(output);
+        Assert.Equal(["mapper.0.weight", "mapper.1.bias"], converted.Tensors.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal("F16", converted.Tensors["mapper.0.weight"].DType);
+
+        var missing = await CliProcess.RunAsync(["models", "convert", checkpoint, output, "--key", "ema_state_dict"], cancellationToken: Token);
+        Assert.Equal(1, missing.ExitCode);
+        Assert.Contains("effnet_state_dict", missing.Error);
+    }
+
+    [Fact]
+    public async Task UnknownCommandsAndOptionsAreUsageErrors()
+    {
+        var result = await CliProcess.RunAsync(["paint", "x"], cancellationToken: Token);
+        Assert.Equal(2, result.ExitCode);
+        Assert.StartsWith("error:", result.Error);
+        var option = await CliProcess.RunAsync(["generate", "x", "--device", "tpu"], cancellationToken: Token);
+        Assert.Equal(2, option.ExitCode);
+        Assert.Contains("--device", option.Error);
+    }
+}
