@@ -32,9 +32,12 @@ public sealed class ModelComponent
         string suffix = string.IsNullOrEmpty(variant) ? "" : "." + variant;
         foreach (string baseName in WeightBaseNames)
         {
-            string index = Path.Combine(Directory, $"{baseName}{suffix}.safetensors.index.json");
-            if (File.Exists(index))
-                return ShardsOf(index);
+            // diffusers and transformers name a variant's shard index "{base}.safetensors.index.{variant}.json".
+            foreach (string index in new[] { $"{baseName}.safetensors.index{suffix}.json", $"{baseName}{suffix}.safetensors.index.json" })
+            {
+                if (File.Exists(Path.Combine(Directory, index)))
+                    return ShardsOf(Path.Combine(Directory, index));
+            }
             string single = Path.Combine(Directory, $"{baseName}{suffix}.safetensors");
             if (File.Exists(single))
                 return [single];

@@ -72,6 +72,18 @@ public sealed class ModelRepositoryTests : IDisposable
     }
 
     [Fact]
+    public void ReadsAVariantShardIndexAsDiffusersNamesIt()
+    {
+        WriteTensors(_temp.File("diffusion_pytorch_model.fp16-00001-of-00001.safetensors"), "a");
+        File.WriteAllText(_temp.File("diffusion_pytorch_model.safetensors.index.fp16.json"),
+            "{\"weight_map\": {\"a\": \"diffusion_pytorch_model.fp16-00001-of-00001.safetensors\"}}");
+        WriteTensors(_temp.File("diffusion_pytorch_model.safetensors"), "full");
+        var component = new ModelComponent("decoder", _temp.Path);
+        Assert.EndsWith("fp16-00001-of-00001.safetensors", Assert.Single(component.WeightFiles("fp16")));
+        Assert.EndsWith("diffusion_pytorch_model.safetensors", Assert.Single(component.WeightFiles()));
+    }
+
+    [Fact]
     public void RejectsAShardIndexThatNamesAMissingOrEscapingFile()
     {
         File.WriteAllText(_temp.File("model.safetensors.index.json"), "{\"weight_map\": {\"a\": \"model-00001-of-00002.safetensors\"}}");
