@@ -14,7 +14,9 @@ public static class RatioEmbedding
     public static Tensor Generate(Tensor r, long width)
     {
         using var scope = NewDisposeScope();
-        var scaled = r * MaxPositions;
+        // The reference scales r by 10⁴ in r's dtype; a bfloat16 r would leave the sinusoids meaningless, so the
+        // product is taken in float32 (identical for float32 models; the pipelines keep r in float32 throughout).
+        var scaled = r.to(float32) * MaxPositions;
         long half = width / 2;
         double step = Math.Log(MaxPositions) / (half - 1);
         var frequencies = arange(half, device: r.device).to(float32).mul(-step).exp();

@@ -102,7 +102,7 @@ public sealed class WuerstchenDecoderPipeline : IDisposable
         {
             cancellationToken.ThrowIfCancellationRequested();
             using var stepScope = NewDisposeScope();
-            var ratio = schedule[i].expand(latents.shape[0]).to(Options.DType).to(Options.Device);
+            var ratio = schedule[i].expand(latents.shape[0]).to(Options.Device);
             var prediction = guided
                 ? ClassifierFreeGuidance.Combine(Decoder.forward(cat([latents, latents]), cat([ratio, ratio]), effnet, text), settings.GuidanceScale)
                 : Decoder.forward(latents, ratio, effnet, text);

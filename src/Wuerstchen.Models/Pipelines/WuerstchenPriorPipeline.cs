@@ -101,7 +101,8 @@ public sealed class WuerstchenPriorPipeline : IDisposable
         {
             cancellationToken.ThrowIfCancellationRequested();
             using var stepScope = NewDisposeScope();
-            var ratio = timesteps[i].expand(latents.shape[0]).to(Options.DType).to(Options.Device);
+            // The ratio stays float32 whatever the model dtype: its 10⁴-scaled sinusoids need the precision.
+            var ratio = timesteps[i].expand(latents.shape[0]).to(Options.Device);
             var prediction = guided
                 ? ClassifierFreeGuidance.Combine(Prior.forward(cat([latents, latents]), cat([ratio, ratio]), condition), guidance)
                 : Prior.forward(latents, ratio, condition);

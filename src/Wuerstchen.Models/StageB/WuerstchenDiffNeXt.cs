@@ -126,7 +126,7 @@ public sealed class WuerstchenDiffNeXt : nn.Module<Tensor, Tensor, Tensor, Tenso
             throw new ArgumentException($"The latent must be (B, C, H, W) with H and W multiples of {multiple}; got [{string.Join(", ", x.shape)}].", nameof(x));
 
         using var scope = NewDisposeScope();
-        var rEmbed = RatioEmbedding.Generate(r, Config.CR);
+        var rEmbed = RatioEmbedding.Generate(r, Config.CR).to(x.dtype);
         observe?.Invoke("r_embed", rEmbed);
         var mappedClip = clip_mapper.forward(clip);
         observe?.Invoke("clip_mapper", mappedClip);

@@ -61,7 +61,7 @@ public sealed class WuerstchenPrior : nn.Module<Tensor, Tensor, Tensor, Tensor>
         observe?.Invoke("projection", hidden);
         var cEmbed = cond_mapper.forward(c);
         observe?.Invoke("cond_mapper", cEmbed);
-        var rEmbed = RatioEmbedding.Generate(r, Config.CR);
+        var rEmbed = RatioEmbedding.Generate(r, Config.CR).to(x.dtype);
         observe?.Invoke("r_embed", rEmbed);
 
         int index = 0;
