@@ -96,23 +96,8 @@ public sealed class WuerstchenDecoderPipeline : IDisposable
             Scheduler.SetTimesteps(settings.Steps);
 
         var latents = noise.Randn([embeddingCount * n, Decoder.Config.CIn, latentHeight, latentWidth], Options.DType, Options.Device);
-        var schedule = Scheduler.Timesteps;
-        int count = Scheduler.StepCount;
-        for (int i = 0; i < count; i++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            using var stepScope = NewDisposeScope();
-            var ratio = schedule[i].expand(latents.shape[0]).to(Options.Device);
-            var prediction = guided
-                ? ClassifierFreeGuidance.Combine(Decoder.forward(cat([latents, latents]), cat([ratio, ratio]), effnet, text), settings.GuidanceScale)
-                : Decoder.forward(latents, ratio, effnet, text);
-            var stepNoise = noise.Randn(prediction.shape, prediction.dtype, Options.Device);
-            var next = Scheduler.Step(prediction, ratio, latents, stepNoise);
-            onStep?.Invoke(new SamplingStep(StageName, i + 1, count, next));
-            var previous = latents;
-            latents = next.MoveToOuterDisposeScope();
-            previous.Dispose();
-        }
+        latents = DenoisingLoop.Run(Scheduler, latents, (x, r) => Decoder.forward(x, r, effnet, text), settings.GuidanceScale,
+            noise, Options.Device, StageName, onStep, cancellationToken);
         return latents.MoveToOuterDisposeScope();
     }
 

@@ -88,32 +88,9 @@ public sealed class WuerstchenPriorPipeline : IDisposable
         var (latentHeight, latentWidth) = LatentSize(settings.Height, settings.Width);
         long batch = settings.Prompts.Count * n;
         var latents = noise.Randn([batch, Prior.Config.CIn, latentHeight, latentWidth], Options.DType, Options.Device);
-        latents = Sample(latents, condition, settings.GuidanceScale, noise, onStep, cancellationToken);
+        latents = DenoisingLoop.Run(Scheduler, latents, (x, r) => Prior.forward(x, r, condition), settings.GuidanceScale,
+            noise, Options.Device, StageName, onStep, cancellationToken);
         return (latents * LatentMean - LatentStd).MoveToOuterDisposeScope();
-    }
-
-    private Tensor Sample(Tensor latents, Tensor condition, double guidance, INoiseSource noise, Action<SamplingStep>? onStep, CancellationToken cancellationToken)
-    {
-        bool guided = ClassifierFreeGuidance.IsOn(guidance);
-        var timesteps = Scheduler.Timesteps;
-        int count = Scheduler.StepCount;
-        for (int i = 0; i < count; i++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            using var stepScope = NewDisposeScope();
-            // The ratio stays float32 whatever the model dtype: its 10⁴-scaled sinusoids need the precision.
-            var ratio = timesteps[i].expand(latents.shape[0]).to(Options.Device);
-            var prediction = guided
-                ? ClassifierFreeGuidance.Combine(Prior.forward(cat([latents, latents]), cat([ratio, ratio]), condition), guidance)
-                : Prior.forward(latents, ratio, condition);
-            var stepNoise = noise.Randn(prediction.shape, prediction.dtype, Options.Device);
-            var next = Scheduler.Step(prediction, ratio, latents, stepNoise);
-            onStep?.Invoke(new SamplingStep(StageName, i + 1, count, next));
-            var previous = latents;
-            latents = next.MoveToOuterDisposeScope();
-            previous.Dispose();
-        }
-        return latents;
     }
 
     internal static IReadOnlyList<string> ExpandNegatives(IReadOnlyList<string>? negatives, int count) =>
