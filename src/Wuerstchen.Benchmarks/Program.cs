@@ -161,7 +161,7 @@ static long PeakResidentBytes()
     foreach (string line in File.ReadLines("/proc/self/status"))
     {
         if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-            return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+            return long.Parse(line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
     }
     return 0;
 }

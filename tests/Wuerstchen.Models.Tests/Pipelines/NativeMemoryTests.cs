@@ -38,7 +38,7 @@ public sealed class NativeMemoryTests
         foreach (string line in File.ReadLines("/proc/self/status"))
         {
             if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
-                return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
+                return long.Parse(line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[1]) * 1024;
         }
         throw new InvalidOperationException("No VmRSS in /proc/self/status.");
     }
