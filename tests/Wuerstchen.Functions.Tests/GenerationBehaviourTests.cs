@@ -117,6 +117,27 @@ public sealed class GenerationBehaviourTests
     }
 
     [Fact]
+    public async Task DeletingARunningGenerationCancelsIt()
+    {
+        await using var environment = await TestEnvironment.StartAsync(useAzurite: false);
+        string body = HttpRequests.Json(new { prompt = "a long one", width = 2048, height = 2048, seed = 1, priorSteps = 200, decoderSteps = 100 });
+        var started = Assert.IsType<AcceptedResult>(await environment.Http.Start(HttpRequests.Make("POST", "/api/generations", body), environment.Client, Token));
+        string id = (string)started.Value!.GetType().GetProperty("id")!.GetValue(started.Value)!;
+        using (var running = CancellationTokenSource.CreateLinkedTokenSource(Token))
+        {
+            running.CancelAfter(TimeSpan.FromMinutes(1));
+            while ((await environment.Client.GetInstanceAsync(id, Token))!.RuntimeStatus != OrchestrationRuntimeStatus.Running)
+                await Task.Delay(50, running.Token);
+        }
+
+        var cancelled = await environment.Http.Cancel(HttpRequests.Make("DELETE", $"/api/generations/{id}"), environment.Client, id, Token);
+        Assert.Equal(202, HttpRequests.StatusOf(cancelled));
+        var ended = await environment.Client.WaitForInstanceCompletionAsync(id, Token);
+        Assert.Equal(OrchestrationRuntimeStatus.Terminated, ended.RuntimeStatus);
+        Assert.Equal(409, HttpRequests.StatusOf(await environment.Http.Cancel(HttpRequests.Make("DELETE", $"/api/generations/{id}"), environment.Client, id, Token)));
+    }
+
+    [Fact]
     public async Task ReplaysOfTheOrchestratorAreDeterministic()
     {
         int executions = 0;
