@@ -34,6 +34,7 @@ public sealed class GenerationApiTests
         using var document = System.Text.Json.JsonDocument.Parse(fixture.Metadata["case"]);
         var r = document.RootElement;
         string? negative = r.GetProperty("negative_prompt").ValueKind == System.Text.Json.JsonValueKind.Null ? null : r.GetProperty("negative_prompt").GetString();
+        bool explicitSchedule = r.TryGetProperty("prior_timesteps", out var schedule) && schedule.ValueKind == System.Text.Json.JsonValueKind.Array;
         string body = HttpRequests.Json(new
         {
             prompt = r.GetProperty("prompt").GetString(),
@@ -42,7 +43,8 @@ public sealed class GenerationApiTests
             height = r.GetProperty("height").GetInt32(),
             images = r.GetProperty("n").GetInt32(),
             seed = r.GetProperty("seed").GetInt64(),
-            priorTimesteps = r.GetProperty("prior_timesteps").EnumerateArray().Select(t => t.GetDouble()).ToArray(),
+            priorTimesteps = explicitSchedule ? schedule.EnumerateArray().Select(t => t.GetDouble()).ToArray() : null,
+            priorSteps = explicitSchedule ? (int?)null : r.GetProperty("prior_steps").GetInt32(),
             priorGuidance = r.GetProperty("prior_guidance").GetDouble(),
             decoderSteps = r.GetProperty("decoder_steps").GetInt32(),
             decoderGuidance = r.GetProperty("decoder_guidance").GetDouble(),

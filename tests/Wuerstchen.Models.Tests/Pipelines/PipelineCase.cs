@@ -46,7 +46,11 @@ public sealed class PipelineCase : IDisposable
 
     public double PriorGuidance => Recipe.GetProperty("prior_guidance").GetDouble();
 
-    public IReadOnlyList<double> PriorTimesteps => Recipe.GetProperty("prior_timesteps").EnumerateArray().Select(t => t.GetDouble()).ToArray();
+    /// <summary>The case's explicit Stage C schedule, or null when it gives a step count (<see cref="PriorSteps"/>).</summary>
+    public IReadOnlyList<double>? PriorTimesteps =>
+        Recipe.TryGetProperty("prior_timesteps", out var t) && t.ValueKind == JsonValueKind.Array ? t.EnumerateArray().Select(v => v.GetDouble()).ToArray() : null;
+
+    public int PriorSteps => Recipe.TryGetProperty("prior_steps", out var s) && s.ValueKind == JsonValueKind.Number ? s.GetInt32() : 60;
 
     public bool HasDecoder => Recipe.TryGetProperty("decoder_steps", out _);
 

@@ -21,6 +21,7 @@ public sealed class WuerstchenPriorPipelineTests
         ImagesPerPrompt = fixture.ImagesPerPrompt,
         GuidanceScale = fixture.PriorGuidance,
         Timesteps = fixture.PriorTimesteps,
+        Steps = fixture.PriorSteps,
     };
 
     [Theory]

@@ -35,6 +35,7 @@ public sealed class WuerstchenTextToImagePipelineTests
         ImagesPerPrompt = fixture.ImagesPerPrompt,
         PriorGuidanceScale = fixture.PriorGuidance,
         PriorTimesteps = fixture.PriorTimesteps,
+        PriorSteps = fixture.PriorSteps,
         DecoderGuidanceScale = fixture.DecoderGuidance,
         DecoderSteps = fixture.DecoderSteps,
         DecoderTimesteps = null,

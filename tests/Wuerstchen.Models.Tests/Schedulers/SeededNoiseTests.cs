@@ -28,10 +28,11 @@ public sealed class SeededNoiseTests
         using var reference = Parity.OpenCase("rng");
         ulong seed = ulong.Parse(seedText);
         string prefix = $"seed{seedText}.";
-        var first = reference.Load(reference.Tensors.Keys.Single(k => k.StartsWith(prefix + "randn_", StringComparison.Ordinal)));
-        var then = reference.Load(prefix + "then_randn_7");
-        var uniform = reference.Load(prefix + "rand_5");
-        var global = reference.Load(prefix + "global_randn_16");
+        Tensor Draw(string kind) => reference.Load(reference.Tensors.Keys.Single(k => k.StartsWith(prefix + kind, StringComparison.Ordinal)));
+        var first = Draw("randn_");
+        var then = Draw("then_randn_");
+        var uniform = Draw("rand_");
+        var global = Draw("global_randn_");
 
         using (var noise = new SeededNoise(seed))
         {
