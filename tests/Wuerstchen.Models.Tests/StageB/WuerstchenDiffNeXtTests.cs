@@ -84,10 +84,15 @@ public sealed class WuerstchenDiffNeXtTests
     }
 
     [Fact]
-    public void ReadsTheFixtureDecodersConfigWithAScalarDropout()
+    public void ReadsTheFixtureDecodersConfig()
     {
-        var config = WuerstchenDiffNeXtConfig.Read(ParityFixtures.PathOf("models/decoder-pipeline/decoder/config.json"));
-        Assert.Equal([0.1], config.Dropout);
+        string path = ParityFixtures.PathOf("models/decoder-pipeline/decoder/config.json");
+        var config = WuerstchenDiffNeXtConfig.Read(path);
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(path));
+        var dropout = json.RootElement.GetProperty("dropout");
+        double[] expected = dropout.ValueKind == System.Text.Json.JsonValueKind.Array ? dropout.EnumerateArray().Select(d => d.GetDouble()).ToArray() : [dropout.GetDouble()];
+        Assert.Equal(expected, config.Dropout);
+        Assert.Equal(json.RootElement.GetProperty("c_hidden").GetArrayLength(), config.CHidden.Count);
         Assert.Equal(config.CHidden.Count, config.LevelConfig.Count);
     }
 
