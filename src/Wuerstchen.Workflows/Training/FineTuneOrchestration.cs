@@ -1,0 +1,73 @@
+using Microsoft.DurableTask;
+using Wuerstchen.Pipeline.Training;
+
+namespace Wuerstchen.Workflows.Training;
+
+/// <summary>
+/// Input of <see cref="FineTuneOrchestration"/>: the run (its plan is in the store) and how far it got; each
+/// ContinueAsNew carries the progress forward so the history stays one chunk long.
+/// </summary>
+public sealed record FineTuneInput(string RunId, RetrySettings Retry, PreparedSummary? Prepared = null, FineTuneProgress? Progress = null);
+
+/// <summary>Where a run stands after its last chunk.</summary>
+public sealed record FineTuneProgress(int Step, int TotalSteps, double? Loss, double? LearningRate, string? LatestGrid, string? LatestCheckpoint,
+    int? ResumedFrom, IReadOnlyList<SkippedCheckpoint> Skipped, int Chunks);
+
+/// <summary>A finished run: the model version it published.</summary>
+public sealed record FineTuneResult(string RunId, string VersionId, string ModelName, string RawModelName, int Steps, double? FinalLoss, string? LatestGrid, string DatasetVersion);
+
+/// <summary>The orchestration's custom status, read by the status API.</summary>
+public sealed record FineTuneCustomStatus(string Phase, string RunId, int Step, int TotalSteps, double? Loss, double? LearningRate, string? LatestGrid, string? LatestCheckpoint);
+
+/// <summary>The grid activity's input.</summary>
+public sealed record GridWork(string RunId, int Step);
+
+/// <summary>
+/// <c>FineTuneStageC</c>: prepare the dataset once (latents and text embeddings into the cache), then one training
+/// chunk per execution — N optimiser steps ending in a checkpoint, then the validation grid of that checkpoint — and
+/// ContinueAsNew until the run reaches its total; then publish the model version. Every activity starts from what
+/// the store holds (the newest good checkpoint), so a retried, crashed or cancelled activity resumes where the last
+/// good checkpoint left off.
+/// </summary>
+public static class FineTuneOrchestration
+{
+    public const string Name = "FineTuneStageC";
+
+    public static async Task<FineTuneResult?> RunAsync(TaskOrchestrationContext context, FineTuneInput input)
+    {
+        var options = input.Retry.ToTaskOptions();
+        var progress = input.Progress;
+        var prepared = input.Prepared;
+        if (prepared is null)
+        {
+            context.SetCustomStatus(Status("Preparing", input.RunId, progress));
+            prepared = await context.CallActivityAsync<PreparedSummary>(FineTuneActivities.Prepare, input.RunId, options);
+        }
+
+        context.SetCustomStatus(Status("Training", input.RunId, progress));
+        var chunk = await context.CallActivityAsync<ChunkOutcome>(FineTuneActivities.TrainChunk, input.RunId, options);
+        string? grid = progress?.LatestGrid;
+        if (chunk.StepsTaken > 0 || grid is null)
+        {
+            context.SetCustomStatus(Status("Rendering", input.RunId, progress));
+            grid = await context.CallActivityAsync<string>(FineTuneActivities.RenderGrid, new GridWork(input.RunId, chunk.Step), options);
+        }
+        progress = new FineTuneProgress(chunk.Step, chunk.TotalSteps, chunk.Loss, chunk.LearningRate, grid, chunk.Checkpoint,
+            progress?.ResumedFrom ?? chunk.ResumedFrom, chunk.Skipped.Count > 0 ? chunk.Skipped : progress?.Skipped ?? [], (progress?.Chunks ?? 0) + 1);
+
+        if (!chunk.Done)
+        {
+            context.SetCustomStatus(Status("Training", input.RunId, progress));
+            context.ContinueAsNew(input with { Prepared = prepared, Progress = progress });
+            return null;
+        }
+
+        context.SetCustomStatus(Status("Publishing", input.RunId, progress));
+        var version = await context.CallActivityAsync<PublishedVersion>(FineTuneActivities.Publish, input.RunId, options);
+        context.SetCustomStatus(Status("Completed", input.RunId, progress));
+        return new FineTuneResult(input.RunId, version.VersionId, version.Name, version.RawName, chunk.Step, chunk.Loss, grid, version.DatasetVersion);
+    }
+
+    private static FineTuneCustomStatus Status(string phase, string runId, FineTuneProgress? progress) =>
+        new(phase, runId, progress?.Step ?? 0, progress?.TotalSteps ?? 0, progress?.Loss, progress?.LearningRate, progress?.LatestGrid, progress?.LatestCheckpoint);
+}
