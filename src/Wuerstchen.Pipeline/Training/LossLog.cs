@@ -11,7 +11,7 @@ namespace Wuerstchen.Pipeline.Training;
 /// </summary>
 public static class LossLog
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull };
 
     public static async Task AppendAsync(IBlobStore store, string runId, int fromStep, IReadOnlyList<LossPoint> points, CancellationToken cancellationToken)
     {

@@ -12,12 +12,17 @@ using static TorchSharp.torch;
 
 namespace Wuerstchen.Pipeline.Training;
 
-/// <summary>One point of the loss log: the step's mean loss, its learning rate and its gradient norm before clipping.</summary>
-public sealed record LossPoint(int Step, double Loss, double LearningRate, double GradNorm);
+/// <summary>
+/// One point of the loss log: the step's mean training loss, its learning rate and its gradient norm before clipping;
+/// at the end of each chunk (and at step 0, for the starting weights) also the evaluation loss, the plain MSE of the
+/// raw weights on a fixed batch (the first items, fixed noise levels and noise), which, unlike the training loss,
+/// does not jump with each step's random t.
+/// </summary>
+public sealed record LossPoint(int Step, double? Loss, double? LearningRate, double? GradNorm, double? EvalLoss = null);
 
 /// <summary>What a training chunk did and where the run stands.</summary>
 public sealed record ChunkOutcome(int Step, int TotalSteps, bool Done, int StepsTaken, double? Loss, double? LearningRate,
-    string? Checkpoint, int? ResumedFrom, IReadOnlyList<SkippedCheckpoint> Skipped);
+    string? Checkpoint, int? ResumedFrom, IReadOnlyList<SkippedCheckpoint> Skipped, double? EvalLoss = null);
 
 /// <summary>Sees every optimiser step as it completes (tests use it to stop a chunk part-way, as a crash would).</summary>
 public interface ITrainingStepObserver
@@ -40,6 +45,8 @@ public sealed partial class PriorFineTuner(IBlobStore store, ModelLocator locato
 {
     private const ulong StreamSpacing = 0x9E3779B97F4A7C15;
     private const long EntryCacheBytes = 256L << 20;
+    private const int EvaluationItems = 8;
+    private static readonly float[] EvaluationLevels = [0.2f, 0.4f, 0.6f, 0.8f];
 
     private readonly ITrainingStepObserver[] _observers = observers.ToArray();
 
@@ -101,8 +108,11 @@ public sealed partial class PriorFineTuner(IBlobStore store, ModelLocator locato
 
         var entries = new EntryCache(store, prepared.EncoderKey);
         using var emptyText = await entries.ReadEmptyCaptionAsync(cancellationToken).ConfigureAwait(false);
+        var evaluationBatch = await entries.ReadAsync(prepared.Items.Take(EvaluationItems).Select(i => i.Key).ToArray(), cancellationToken).ConfigureAwait(false);
         int end = Math.Min(recipe.TotalSteps, start + recipe.StepsPerChunk);
         var points = new List<LossPoint>();
+        if (start == 0)
+            points.Add(new LossPoint(0, null, null, null, Evaluate(prior, scheduler, evaluationBatch, device)));
         int current = start;
         while (current < end)
         {
@@ -133,6 +143,8 @@ public sealed partial class PriorFineTuner(IBlobStore store, ModelLocator locato
             }
         }
 
+        double evalLoss = Evaluate(prior, scheduler, evaluationBatch, device);
+        points[^1] = points[^1] with { EvalLoss = evalLoss };
         var state = new TrainingState
         {
             RunId = run.RunId,
@@ -164,9 +176,38 @@ public sealed partial class PriorFineTuner(IBlobStore store, ModelLocator locato
         }
         await LossLog.AppendAsync(store, run.RunId, start, points, cancellationToken).ConfigureAwait(false);
         await checkpoints.PruneAsync(run.RunId, options.Value.CheckpointsToKeep, cancellationToken).ConfigureAwait(false);
-        LogChunk(run.RunId, start, current, lastLoss ?? double.NaN);
+        LogChunk(run.RunId, start, current, lastLoss ?? double.NaN, evalLoss);
         return new ChunkOutcome(current, recipe.TotalSteps, current >= recipe.TotalSteps, current - start, lastLoss, lastRate, prefix,
-            checkpoint is null ? null : start, lookup.Skipped);
+            checkpoint is null ? null : start, lookup.Skipped, evalLoss);
+    }
+
+    /// <summary>
+    /// The plain MSE of the prior (dropout off) on a fixed batch: every evaluation item at each of four noise levels,
+    /// with noise from its own fixed seed, so the training streams are untouched and values compare across steps.
+    /// </summary>
+    private static double Evaluate(WuerstchenPrior prior, DdpmWuerstchenScheduler scheduler, IReadOnlyList<byte[]> batch, Device device)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        bool training = prior.training;
+        prior.eval();
+        try
+        {
+            var read = batch.Select((content, i) => DatasetPreparer.ReadEntry(content, $"evaluation item {i}")).ToArray();
+            int levels = EvaluationLevels.Length;
+            var latents = stack(read.Select(r => r.Latents)).repeat_interleave(levels, dim: 0).to(device);
+            var text = stack(read.Select(r => r.Text)).repeat_interleave(levels, dim: 0).to(device);
+            var t = tensor(EvaluationLevels).repeat(read.Length).to(device);
+            using var noise = new SeededNoise(0);
+            var epsilon = noise.Randn(latents.shape, ScalarType.Float32, device);
+            var prediction = prior.forward(scheduler.AddNoise(latents, epsilon, t), t, text);
+            return (prediction.to(float32) - epsilon).pow(2).mean().item<float>();
+        }
+        finally
+        {
+            if (training)
+                prior.train();
+        }
     }
 
     /// <summary>One optimiser step over the micro-batches: mean loss and gradient norm before clipping.</summary>
@@ -261,8 +302,8 @@ public sealed partial class PriorFineTuner(IBlobStore store, ModelLocator locato
     [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId}: resuming at step {Step} (skipped {Skipped} newer checkpoint(s))")]
     private partial void LogResuming(string runId, int step, int skipped);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId}: trained steps {From}…{To}, loss {Loss:F5}")]
-    private partial void LogChunk(string runId, int from, int to, double loss);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId}: trained steps {From}…{To}, loss {Loss:F5}, evaluation loss {EvalLoss:F5}")]
+    private partial void LogChunk(string runId, int from, int to, double loss, double evalLoss);
 }
 
 /// <summary>Strict copies of named tensors into a module's parameters: every missing, extra or misshapen name is reported.</summary>

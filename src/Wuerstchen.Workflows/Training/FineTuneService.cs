@@ -103,7 +103,7 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
             loss = log.Skip(Math.Max(0, log.Count - RecentLossPoints)).ToArray();
             prepared = await ReadPreparedAsync(runId, cancellationToken).ConfigureAwait(false);
         }
-        var latest = loss.Count > 0 ? loss[^1] : null;
+        var latest = loss.LastOrDefault(p => p.Loss is not null);
         return new FineTuneStatus(
             id,
             runId,
