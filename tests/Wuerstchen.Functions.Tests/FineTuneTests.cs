@@ -113,4 +113,137 @@ public sealed class FineTuneTests
         Assert.NotEqual(tuned, raw);
         Assert.True(Directory.Exists(Path.Combine(environment.Services.GetRequiredService<IOptions<Pipeline.Models.ModelOptions>>().Value.Root, "finetuned", status.RunId!, "ema")));
     }
+
+    /// <summary>The blog's recipe with every random path in use: caption dropout, model dropout, accumulation, warm-up, EMA.</summary>
+    private static object BusyRequest(string runId, int totalSteps, int stepsPerChunk = 3) => new
+    {
+        dataset = new { prefix = Prefix },
+        recipe = "blog",
+        runId,
+        totalSteps,
+        stepsPerChunk,
+        batchSize = 3,
+        gradientAccumulation = 2,
+        warmupSteps = 3,
+        emaUpdateEvery = 2,
+        captionDropout = 0.5,
+        resolution = 128,
+        learningRate = 1e-3,
+        seed = 23,
+        validationPrompts = new[] { "a green circle on a white background" },
+        validationSeeds = new[] { 1 },
+        validationSize = 128,
+        validationPriorSteps = 2,
+        validationDecoderSteps = 2,
+    };
+
+    [Fact]
+    public async Task ARunKilledMidChunkResumesFromItsCheckpointToBitwiseTheSameWeights()
+    {
+        var killer = new KillOnce(runId: "killed", step: 5);
+        await using var environment = await TestEnvironment.StartAsync(configure: services => services.AddSingleton<ITrainingStepObserver>(killer));
+        await ShapesDataset.WritePairsAsync(environment.Store, Prefix, Token);
+
+        // The reference trains all six steps in one chunk, never reading a checkpoint back; the other run trains
+        // chunks of three and dies after step 5, so its second chunk restarts from step 3's checkpoint.
+        var straight = await RunToEndAsync(environment, BusyRequest("straight", totalSteps: 6, stepsPerChunk: 6));
+        var killed = await RunToEndAsync(environment, BusyRequest("killed", totalSteps: 6));
+
+        Assert.True(straight.Status == "Completed", straight.Error);
+        Assert.True(killed.Status == "Completed", killed.Error);
+        Assert.Equal(1, killer.Kills); // step 5 died once (no checkpoint after step 3's); the retried chunk resumed from step 3
+        await AssertSameFinalCheckpointAsync(environment, "straight", "killed", 6);
+        var log = await LossLog.ReadAsync(environment.Store, "killed", Token);
+        Assert.Equal(Enumerable.Range(0, 7), log.Select(p => p.Step));
+        Assert.Equal((await LossLog.ReadAsync(environment.Store, "straight", Token)).Select(p => p.Loss), log.Select(p => p.Loss));
+        Assert.Equal([6], straight.Checkpoints.Select(c => c.Step));
+        Assert.Equal([6, 3], killed.Checkpoints.Select(c => c.Step));
+    }
+
+    [Fact]
+    public async Task ACorruptOrPartialCheckpointIsSkippedAndTheRunResumesFromTheLastGoodOne()
+    {
+        await using var environment = await TestEnvironment.StartAsync();
+        await ShapesDataset.WritePairsAsync(environment.Store, Prefix, Token);
+        var first = await RunToEndAsync(environment, BusyRequest("damaged", totalSteps: 9));
+        Assert.True(first.Status == "Completed", first.Error);
+        Assert.Equal([9, 6, 3], first.Checkpoints.Select(c => c.Step));
+        var checkpoints = environment.Services.GetRequiredService<CheckpointStore>();
+        var (original, _) = await checkpoints.TryLoadAsync("damaged", 9, Token);
+        using var expected = original!;
+
+        // Step 9 never got its manifest (as if the writer died); one byte of step 6's raw weights flipped.
+        await environment.Store.DeleteAsync(TrainingBlobs.Checkpoint("damaged", 9) + CheckpointStore.ManifestFile, Token);
+        string victim = TrainingBlobs.Checkpoint("damaged", 6) + CheckpointStore.RawFile;
+        byte[] bytes;
+        await using (var stream = await environment.Store.OpenReadAsync(victim, Token))
+        {
+            using var buffer = new MemoryStream();
+            await stream.CopyToAsync(buffer, Token);
+            bytes = buffer.ToArray();
+        }
+        bytes[^100] ^= 0x40;
+        await environment.Store.WriteAsync(victim, new MemoryStream(bytes), cancellationToken: Token);
+
+        // Starting the same run again resumes it from the newest checkpoint that verifies.
+        var resumed = await RunToEndAsync(environment, BusyRequest("damaged", totalSteps: 9));
+        Assert.True(resumed.Status == "Completed", resumed.Error);
+        Assert.Equal(3, resumed.ResumedFrom);
+        Assert.Equal([9, 6], resumed.SkippedCheckpoints.Select(s => s.Step));
+        Assert.Contains("no manifest", resumed.SkippedCheckpoints[0].Reason);
+        Assert.Contains("raw.safetensors fails its checksum", resumed.SkippedCheckpoints[1].Reason);
+        var (again, reason) = await checkpoints.TryLoadAsync("damaged", 9, Token);
+        Assert.True(again is not null, reason);
+        using (again)
+            AssertSameCheckpoint(expected, again);
+        Assert.Equal(Enumerable.Range(0, 10), (await LossLog.ReadAsync(environment.Store, "damaged", Token)).Select(p => p.Step));
+    }
+
+    private static async Task AssertSameFinalCheckpointAsync(TestEnvironment environment, string expectedRun, string actualRun, int step)
+    {
+        var checkpoints = environment.Services.GetRequiredService<CheckpointStore>();
+        var (expected, expectedReason) = await checkpoints.TryLoadAsync(expectedRun, step, Token);
+        var (actual, actualReason) = await checkpoints.TryLoadAsync(actualRun, step, Token);
+        Assert.True(expected is not null, expectedReason);
+        Assert.True(actual is not null, actualReason);
+        using (expected)
+        using (actual)
+            AssertSameCheckpoint(expected, actual);
+    }
+
+    /// <summary>Bit for bit: raw and EMA weights, AdamW's moments and steps, the random streams and the data order.</summary>
+    private static void AssertSameCheckpoint(LoadedCheckpoint expected, LoadedCheckpoint actual)
+    {
+        foreach (var (part, a, b) in new[] { ("raw", expected.Raw, actual.Raw), ("ema", expected.Ema, actual.Ema), ("optimizer", expected.Optimizer, actual.Optimizer) })
+        {
+            Assert.Equal(a.Keys.Order(StringComparer.Ordinal), b.Keys.Order(StringComparer.Ordinal));
+            foreach (var (name, tensor) in a)
+            {
+                Assert.True(tensor.bytes.SequenceEqual(b[name].bytes), $"{part} tensor {name} differs");
+            }
+        }
+        Assert.Equal(expected.State with { RunId = "" }, actual.State with { RunId = "" }, new StateComparer());
+    }
+
+    private sealed class StateComparer : IEqualityComparer<TrainingState>
+    {
+        public bool Equals(TrainingState? x, TrainingState? y) =>
+            System.Text.Json.JsonSerializer.Serialize(x) == System.Text.Json.JsonSerializer.Serialize(y);
+
+        public int GetHashCode(TrainingState obj) => 0;
+    }
+
+    /// <summary>Stops one run once at a step, as a crash or a host shutdown (which cancels the activity) would.</summary>
+    private sealed class KillOnce(string runId, int step) : ITrainingStepObserver
+    {
+        private int _kills;
+
+        public int Kills => _kills;
+
+        public void AfterStep(string run, int current, CancellationToken cancellationToken)
+        {
+            if (run == runId && current == step && Interlocked.CompareExchange(ref _kills, 1, 0) == 0)
+                throw new OperationCanceledException($"Simulated shutdown of the host during step {step} of run {run}.");
+        }
+    }
 }
