@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using SixLabors.ImageSharp;
 using Wuerstchen.Functions.Generation;
 using Wuerstchen.Functions.Training;
+using Wuerstchen.Models.Tests;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Training;
 using Wuerstchen.Workflows.Generation;
@@ -244,6 +245,182 @@ public sealed class FineTuneTests
         {
             if (run == runId && current == step && Interlocked.CompareExchange(ref _kills, 1, 0) == 0)
                 throw new OperationCanceledException($"Simulated shutdown of the host during step {step} of run {run}.");
+        }
+    }
+
+    [Fact]
+    public async Task TheTimerStartsOnNewCaptionsRefusesDuplicatesAndRecordsWhyItSkips()
+    {
+        var gate = new Gate();
+        const string scheduled = "Wuerstchen:Training:Scheduled:0:";
+        var settings = new Dictionary<string, string?>
+        {
+            [scheduled + "Name"] = "shapes",
+            [scheduled + "Request:Dataset:Prefix"] = Prefix,
+            [scheduled + "Request:Recipe"] = "diffusers",
+            [scheduled + "Request:TotalSteps"] = "2",
+            [scheduled + "Request:BatchSize"] = "2",
+            [scheduled + "Request:Resolution"] = "128",
+            [scheduled + "Request:ValidationPrompts:0"] = "a red circle on a white background",
+            [scheduled + "Request:ValidationSeeds:0"] = "1",
+            [scheduled + "Request:ValidationSize"] = "128",
+            [scheduled + "Request:ValidationPriorSteps"] = "2",
+            [scheduled + "Request:ValidationDecoderSteps"] = "2",
+        };
+        await using var environment = await TestEnvironment.StartAsync(settings: settings, configure: services => services.AddSingleton<ITrainingStepObserver>(gate));
+        await ShapesDataset.WritePairsAsync(environment.Store, Prefix, Token);
+        var timer = environment.Services.GetRequiredService<FineTuneScheduler>();
+        string instanceId = FineTuneScheduler.InstanceIdFor(new DatasetLocation { Prefix = Prefix }.Key());
+
+        // No model of this dataset yet: the first tick starts a run under the dataset's singleton id.
+        var first = Assert.Single(await timer.RunAsync(environment.Client, DateTimeOffset.UtcNow, Token));
+        Assert.Equal((FineTuneScheduler.Started, instanceId), (first.Action, first.InstanceId));
+        await gate.Reached.WaitAsync(Token);
+
+        // While it runs (held at its first step), ticks — two of them at once — start nothing, and neither does the engine.
+        var whileRunning = await Task.WhenAll(timer.RunAsync(environment.Client, DateTimeOffset.UtcNow, Token), timer.RunAsync(environment.Client, DateTimeOffset.UtcNow, Token));
+        Assert.All(whileRunning.SelectMany(d => d), d => Assert.Equal(FineTuneScheduler.Skipped, d.Action));
+        Assert.All(whileRunning.SelectMany(d => d), d => Assert.Contains("already running", d.Reason));
+        var duplicate = await Assert.ThrowsAnyAsync<Exception>(() => environment.Client.ScheduleNewOrchestrationInstanceAsync(FineTuneOrchestration.Name,
+            new FineTuneInput(first.RunId!, new()), new Microsoft.DurableTask.StartOrchestrationOptions(instanceId)
+                .WithDedupeStatuses(OrchestrationRuntimeStatus.Pending, OrchestrationRuntimeStatus.Running), Token));
+        Assert.True(FineTuneService.IsAlreadyRunning(duplicate), duplicate.ToString());
+        gate.Open();
+        var done = await environment.Client.WaitForInstanceCompletionAsync(instanceId, getInputsAndOutputs: true, Token);
+        Assert.Equal(OrchestrationRuntimeStatus.Completed, done.RuntimeStatus);
+        Assert.Equal(first.RunId, done.ReadOutputAs<FineTuneResult>()!.VersionId);
+
+        // Nothing changed since that model: skipped, with the reason.
+        var unchanged = Assert.Single(await timer.RunAsync(environment.Client, DateTimeOffset.UtcNow, Token));
+        Assert.Equal(FineTuneScheduler.Skipped, unchanged.Action);
+        Assert.Contains($"unchanged: model version {first.RunId}", unchanged.Reason);
+
+        // A caption changes: a new run (a new dataset version) starts under the same instance id, and its preparation
+        // re-uses the cached latents and text embeddings of the seven items that did not change.
+        Assert.Equal(8 + 1, await CountAsync(environment, "training/cache/"));
+        await environment.Store.WriteAsync($"{Prefix}red-circle.txt", new MemoryStream("a crimson disc on a white background"u8.ToArray()), cancellationToken: Token);
+        var changed = Assert.Single(await timer.RunAsync(environment.Client, DateTimeOffset.UtcNow, Token));
+        Assert.Equal((FineTuneScheduler.Started, instanceId), (changed.Action, changed.InstanceId));
+        Assert.NotEqual(first.RunId, changed.RunId);
+        Assert.Contains("changed since model version", changed.Reason);
+        var second = await environment.Client.WaitForInstanceCompletionAsync(instanceId, getInputsAndOutputs: true, Token);
+        Assert.Equal(OrchestrationRuntimeStatus.Completed, second.RuntimeStatus);
+        Assert.Equal(9 + 1, await CountAsync(environment, "training/cache/"));
+        Assert.Equal(FineTuneScheduler.Skipped, Assert.Single(await timer.RunAsync(environment.Client, DateTimeOffset.UtcNow, Token)).Action);
+
+        var log = await timer.ReadLogAsync(Token);
+        Assert.Equal(["started", "skipped", "skipped", "skipped", "started", "skipped"], log.Select(d => d.Action));
+        Assert.All(log, d => Assert.Equal("shapes", d.Dataset));
+        var versions = await environment.Services.GetRequiredService<FineTuneService>().ListModelsAsync(Token);
+        Assert.Equal([changed.RunId, first.RunId], versions.Select(v => v.VersionId));
+    }
+
+    [Fact]
+    public async Task BadDatasetItemsAreReportedByNameAndSkippedAndAllBadFailsTheRunWithTheReason()
+    {
+        using var datasets = new TempDirectory();
+        string folder = Path.Combine(datasets.Path, "mixed");
+        Directory.CreateDirectory(folder);
+        var good = ShapesDataset.Items().Take(3).ToArray();
+        foreach (var (stem, _, png) in good)
+            await File.WriteAllBytesAsync(Path.Combine(folder, stem + ".png"), png, Token);
+        byte[] noise = NoisePng(60);
+        await File.WriteAllBytesAsync(Path.Combine(folder, "broken.png"), "this is not an image"u8.ToArray(), Token);
+        await File.WriteAllBytesAsync(Path.Combine(folder, "truncated.png"), noise[..(noise.Length / 2)], Token);
+        await File.WriteAllBytesAsync(Path.Combine(folder, "huge-pixels.png"), ShapesDataset.Png(new SixLabors.ImageSharp.PixelFormats.Rgb24(0, 0, 0), "square", 100), Token);
+        await File.WriteAllBytesAsync(Path.Combine(folder, "huge-bytes.png"), noise, Token);
+        await File.WriteAllBytesAsync(Path.Combine(folder, "uncaptioned.png"), good[0].Png, Token);
+        await File.WriteAllBytesAsync(Path.Combine(folder, "empty-caption.png"), good[1].Png, Token);
+        await File.WriteAllTextAsync(Path.Combine(folder, "notes.md"), "# shapes", Token);
+        var lines = good.Select(g => HttpRequests.Json(new { file_name = g.Stem + ".png", text = g.Caption }))
+            .Concat(new[] { "broken.png", "truncated.png", "huge-pixels.png", "huge-bytes.png" }.Select(f => HttpRequests.Json(new { file_name = f, text = "a shape" })))
+            .Append(HttpRequests.Json(new { file_name = "empty-caption.png", text = "" }))
+            .Append(HttpRequests.Json(new { file_name = "gone.png", text = "a shape that is not there" }))
+            .Append("{\"file_name\": \"half a line")
+            .Append(HttpRequests.Json(new { file_name = "notes.md", text = new[] { "a list", "of captions" } }));
+        await File.WriteAllTextAsync(Path.Combine(folder, "metadata.jsonl"), string.Join("\n", lines) + "\n", Token);
+
+        await using var environment = await TestEnvironment.StartAsync(settings: new Dictionary<string, string?>
+        {
+            ["Wuerstchen:Training:DatasetsRoot"] = datasets.Path,
+            ["Wuerstchen:Training:MaxImagePixels"] = "4096",
+            ["Wuerstchen:Training:MaxImageBytes"] = (noise.Length - 1).ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        var request = new
+        {
+            dataset = new { folder = "mixed" },
+            recipe = "diffusers",
+            totalSteps = 1,
+            resolution = 128,
+            validationPrompts = new[] { "a shape" },
+            validationSeeds = new[] { 1 },
+            validationSize = 128,
+            validationPriorSteps = 2,
+            validationDecoderSteps = 2,
+        };
+        var status = await RunToEndAsync(environment, request);
+
+        Assert.True(status.Status == "Completed", status.Error);
+        Assert.Equal(3, status.DatasetItems);
+        var problems = status.DatasetProblems.ToDictionary(p => p.Name, p => p.Reason);
+        TestContext.Current.TestOutputHelper?.WriteLine(string.Join("\n", problems.Select(p => $"{p.Key}: {p.Value}")));
+        Assert.StartsWith("undecodable", problems["broken.png"]);
+        Assert.StartsWith("undecodable", problems["truncated.png"]);
+        Assert.Contains("100×100 pixels", problems["huge-pixels.png"]);
+        Assert.Contains($"{noise.Length} bytes", problems["huge-bytes.png"]);
+        Assert.StartsWith("missing caption", problems["uncaptioned.png"]);
+        Assert.StartsWith("missing caption", problems["empty-caption.png"]);
+        Assert.Contains("gone.png is listed but not in the dataset", problems["metadata.jsonl:9"]);
+        Assert.Contains("not valid JSON", problems["metadata.jsonl:10"]);
+        Assert.Contains("not a string", problems["metadata.jsonl:11"]);
+        Assert.StartsWith("ignored", problems["notes.md"]);
+        Assert.Equal(10, problems.Count);
+
+        // A dataset with nothing trainable fails the run, naming the report, instead of training on nothing.
+        await environment.Store.WriteAsync("datasets/bad/a.png", new MemoryStream(good[0].Png), cancellationToken: Token);
+        await environment.Store.WriteAsync("datasets/bad/b.txt", new MemoryStream("an orphan caption"u8.ToArray()), cancellationToken: Token);
+        var failed = await RunToEndAsync(environment, new { dataset = new { prefix = "datasets/bad/" }, recipe = "diffusers", totalSteps = 1, resolution = 128 });
+        Assert.Equal("Failed", failed.Status);
+        Assert.Contains("no trainable items", failed.Error);
+        Assert.Equal(["a.png", "b.txt"], failed.DatasetProblems.Select(p => p.Name));
+        Assert.Contains("missing caption: no a.txt", failed.DatasetProblems[0].Reason);
+        Assert.Contains("caption without an image", failed.DatasetProblems[1].Reason);
+    }
+
+    private static async Task<int> CountAsync(TestEnvironment environment, string prefix)
+    {
+        int count = 0;
+        await foreach (var _ in environment.Store.ListAsync(prefix, Token))
+            count++;
+        return count;
+    }
+
+    private static byte[] NoisePng(int size)
+    {
+        var random = new Random(3);
+        using var image = new Image<SixLabors.ImageSharp.PixelFormats.Rgb24>(size, size);
+        for (int y = 0; y < size; y++)
+            for (int x = 0; x < size; x++)
+                image[x, y] = new SixLabors.ImageSharp.PixelFormats.Rgb24((byte)random.Next(256), (byte)random.Next(256), (byte)random.Next(256));
+        using var output = new MemoryStream();
+        image.SaveAsPng(output);
+        return output.ToArray();
+    }
+
+    /// <summary>Holds every run at its first step until opened.</summary>
+    private sealed class Gate : ITrainingStepObserver
+    {
+        private readonly TaskCompletionSource _reached = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly ManualResetEventSlim _open = new();
+
+        public Task Reached => _reached.Task;
+
+        public void Open() => _open.Set();
+
+        public void AfterStep(string runId, int step, CancellationToken cancellationToken)
+        {
+            _reached.TrySetResult();
+            _open.Wait(cancellationToken);
         }
     }
 }

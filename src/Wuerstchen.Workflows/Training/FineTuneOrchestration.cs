@@ -42,6 +42,8 @@ public static class FineTuneOrchestration
         {
             context.SetCustomStatus(Status("Preparing", input.RunId, progress));
             prepared = await context.CallActivityAsync<PreparedSummary>(FineTuneActivities.Prepare, input.RunId, options);
+            if (prepared.Items == 0)
+                throw new InvalidOperationException($"Run '{input.RunId}' has no trainable items: all {prepared.Problems} dataset item(s) were skipped (see {TrainingBlobs.DatasetReport(input.RunId)}).");
         }
 
         context.SetCustomStatus(Status("Training", input.RunId, progress));

@@ -161,8 +161,8 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
     internal static async Task<bool> IsActiveAsync(DurableTaskClient client, string instanceId, CancellationToken cancellationToken) =>
         await client.GetInstanceAsync(instanceId, cancellationToken).ConfigureAwait(false) is { RuntimeStatus: OrchestrationRuntimeStatus.Pending or OrchestrationRuntimeStatus.Running };
 
-    /// <summary>The engine refused a start because the instance is pending or running (its exception type depends on the backend and transport).</summary>
-    private static bool IsAlreadyRunning(Exception e)
+    /// <summary>Whether the engine refused a start because the instance is pending or running (the exception type depends on the backend and transport).</summary>
+    public static bool IsAlreadyRunning(Exception e)
     {
         for (var current = e; current is not null; current = current.InnerException)
         {
