@@ -249,6 +249,71 @@ public sealed class FineTuneTests
     }
 
     [Fact]
+    public async Task ACancelledRunStopsAtItsNextStepAndStartingItAgainResumesFromItsLastCheckpoint()
+    {
+        var gate = new Gate(atStep: 3);
+        await using var environment = await TestEnvironment.StartAsync(configure: services => services.AddSingleton<ITrainingStepObserver>(gate));
+        await ShapesDataset.WritePairsAsync(environment.Store, Prefix, Token);
+        var request = Request(totalSteps: 4, stepsPerChunk: 2, runId: "cancelled");
+        var http = Http(environment);
+        Assert.IsType<AcceptedResult>(await http.Start(HttpRequests.Make("POST", "/api/finetunes", HttpRequests.Json(request)), environment.Client, Token));
+        await gate.Reached.WaitAsync(Token);
+
+        var running = Assert.IsType<FineTuneStatusResponse>(Assert.IsType<OkObjectResult>(await http.Get(HttpRequests.Make("GET", "/api/finetunes/cancelled"), environment.Client, "cancelled", Token)).Value);
+        Assert.Equal(("Running", 2, 4), (running.Status, running.Step, running.TotalSteps));
+        Assert.Equal([2], running.Checkpoints.Select(c => c.Step));
+        Assert.NotNull(running.GridUrl);
+        Assert.Equal(202, HttpRequests.StatusOf(await http.Cancel(HttpRequests.Make("DELETE", "/api/finetunes/cancelled"), environment.Client, "cancelled", Token)));
+        gate.Open(); // the held activity goes on, sees the cancel marker at its next step and stops without a checkpoint
+        var cancelled = await WaitAsync(environment, "cancelled");
+        Assert.Equal("Terminated", cancelled.Status);
+        Assert.Equal(409, HttpRequests.StatusOf(await http.Cancel(HttpRequests.Make("DELETE", "/api/finetunes/cancelled"), environment.Client, "cancelled", Token)));
+
+        // The same request again (same run id) resumes from step 2; a different recipe under that id is refused.
+        var restarted = await RunToEndAsync(environment, request);
+        Assert.True(restarted.Status == "Completed", restarted.Error);
+        Assert.Equal(2, restarted.ResumedFrom);
+        Assert.Equal([4, 2], restarted.Checkpoints.Select(c => c.Step));
+        var other = await http.Start(HttpRequests.Make("POST", "/api/finetunes", HttpRequests.Json(Request(totalSteps: 4, stepsPerChunk: 2, runId: "cancelled", learningRate: 5e-4))), environment.Client, Token);
+        Assert.Equal(409, HttpRequests.StatusOf(other));
+    }
+
+    [Fact]
+    public async Task InvalidFineTuneRequestsAreAnsweredWithEveryBadFieldNamed()
+    {
+        await using var environment = await TestEnvironment.StartAsync(useAzurite: false);
+        string body = HttpRequests.Json(new
+        {
+            dataset = new { prefix = "../up", folder = "x" },
+            recipe = "mine",
+            runId = "Not Valid",
+            basePrior = "someone/unknown",
+            totalSteps = 0,
+            batchSize = 0,
+            learningRate = -1,
+            resolution = 100,
+            precision = "int8",
+            noiseLevels = "loud",
+            validationPrompts = new[] { "a", "b" },
+            validationSeeds = new[] { 1 },
+            validationSize = 100,
+        });
+        var result = await Http(environment).Start(HttpRequests.Make("POST", "/api/finetunes", body), environment.Client, Token);
+        var problem = Assert.IsType<ValidationProblemDetails>(Assert.IsType<BadRequestObjectResult>(result).Value);
+        Assert.Equal(["basePrior", "batchSize", "dataset", "learningRate", "noiseLevels", "precision", "recipe", "resolution", "runId", "totalSteps", "validationSeeds", "validationSize"],
+            problem.Errors.Keys.Order(StringComparer.Ordinal));
+
+        var folder = await Http(environment).Start(HttpRequests.Make("POST", "/api/finetunes", HttpRequests.Json(new { dataset = new { folder = "anywhere" } })), environment.Client, Token);
+        Assert.Contains("DatasetsRoot", Assert.IsType<ValidationProblemDetails>(Assert.IsType<BadRequestObjectResult>(folder).Value).Errors["dataset.folder"][0]);
+        var unknownField = await Http(environment).Start(HttpRequests.Make("POST", "/api/finetunes", "{\"dataset\": {\"prefix\": \"d/\"}, \"epochs\": 3}"), environment.Client, Token);
+        Assert.Contains("epochs", Assert.IsType<ValidationProblemDetails>(Assert.IsType<BadRequestObjectResult>(unknownField).Value).Errors.Single().Value[0]);
+        Assert.Equal(404, HttpRequests.StatusOf(await Http(environment).Get(HttpRequests.Make("GET", "/api/finetunes/nope"), environment.Client, "nope", Token)));
+        Assert.Equal(404, HttpRequests.StatusOf(await Http(environment).Cancel(HttpRequests.Make("DELETE", "/api/finetunes/nope"), environment.Client, "nope", Token)));
+        Assert.Equal(404, HttpRequests.StatusOf(await Http(environment).GetGrid(HttpRequests.Make("GET", "/api/finetunes/nope/grid"), environment.Client, "nope", Token)));
+        Assert.Empty(Assert.IsType<ModelListResponse>(Assert.IsType<OkObjectResult>(await Http(environment).ListModels(HttpRequests.Make("GET", "/api/models"), Token)).Value).Models);
+    }
+
+    [Fact]
     public async Task TheTimerStartsOnNewCaptionsRefusesDuplicatesAndRecordsWhyItSkips()
     {
         var gate = new Gate();
@@ -407,8 +472,8 @@ public sealed class FineTuneTests
         return output.ToArray();
     }
 
-    /// <summary>Holds every run at its first step until opened.</summary>
-    private sealed class Gate : ITrainingStepObserver
+    /// <summary>Holds every run at one step (the first by default) until opened.</summary>
+    private sealed class Gate(int atStep = 0) : ITrainingStepObserver
     {
         private readonly TaskCompletionSource _reached = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly ManualResetEventSlim _open = new();
@@ -419,6 +484,8 @@ public sealed class FineTuneTests
 
         public void AfterStep(string runId, int step, CancellationToken cancellationToken)
         {
+            if (atStep != 0 && step != atStep)
+                return;
             _reached.TrySetResult();
             _open.Wait(cancellationToken);
         }

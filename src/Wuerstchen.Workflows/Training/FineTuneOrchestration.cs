@@ -17,7 +17,8 @@ public sealed record FineTuneProgress(int Step, int TotalSteps, double? Loss, do
 public sealed record FineTuneResult(string RunId, string VersionId, string ModelName, string RawModelName, int Steps, double? FinalLoss, string? LatestGrid, string DatasetVersion);
 
 /// <summary>The orchestration's custom status, read by the status API.</summary>
-public sealed record FineTuneCustomStatus(string Phase, string RunId, int Step, int TotalSteps, double? Loss, double? LearningRate, string? LatestGrid, string? LatestCheckpoint);
+public sealed record FineTuneCustomStatus(string Phase, string RunId, int Step, int TotalSteps, double? Loss, double? LearningRate, string? LatestGrid, string? LatestCheckpoint,
+    int? ResumedFrom = null, IReadOnlyList<SkippedCheckpoint>? Skipped = null);
 
 /// <summary>The grid activity's input.</summary>
 public sealed record GridWork(string RunId, int Step);
@@ -54,8 +55,11 @@ public static class FineTuneOrchestration
             context.SetCustomStatus(Status("Rendering", input.RunId, progress));
             grid = await context.CallActivityAsync<string>(FineTuneActivities.RenderGrid, new GridWork(input.RunId, chunk.Step), options);
         }
+        // ResumedFrom is where this start began: set by its first chunk only (later chunks always continue from a
+        // checkpoint). Skipped checkpoints accumulate, each with the reason it was first skipped for.
+        var skipped = (progress?.Skipped ?? []).Concat(chunk.Skipped).GroupBy(s => s.Step).Select(g => g.First()).OrderByDescending(s => s.Step).ToArray();
         progress = new FineTuneProgress(chunk.Step, chunk.TotalSteps, chunk.Loss, chunk.LearningRate, grid, chunk.Checkpoint,
-            progress?.ResumedFrom ?? chunk.ResumedFrom, chunk.Skipped.Count > 0 ? chunk.Skipped : progress?.Skipped ?? [], (progress?.Chunks ?? 0) + 1);
+            progress is null ? chunk.ResumedFrom : progress.ResumedFrom, skipped, (progress?.Chunks ?? 0) + 1);
 
         if (!chunk.Done)
         {
@@ -71,5 +75,6 @@ public static class FineTuneOrchestration
     }
 
     private static FineTuneCustomStatus Status(string phase, string runId, FineTuneProgress? progress) =>
-        new(phase, runId, progress?.Step ?? 0, progress?.TotalSteps ?? 0, progress?.Loss, progress?.LearningRate, progress?.LatestGrid, progress?.LatestCheckpoint);
+        new(phase, runId, progress?.Step ?? 0, progress?.TotalSteps ?? 0, progress?.Loss, progress?.LearningRate, progress?.LatestGrid, progress?.LatestCheckpoint,
+            progress?.ResumedFrom, progress?.Skipped);
 }
