@@ -121,6 +121,36 @@ public sealed class PriorTrainingStepTests
         Assert.Contains("unexpected 'exp_avg.nothing'", error.Message);
     }
 
+    [Fact]
+    public void Bfloat16ComputeKeepsFloat32MasterWeightsAndMomentsAndTracksTheFloat32Step()
+    {
+        using var scope = NewDisposeScope();
+        using var reference = Parity.OpenCase("train_step");
+        var repository = ModelRepository.Open(ParityFixtures.PathOf("models/prior-pipeline"));
+        var scheduler = DdpmWuerstchenScheduler.FromComponent(repository.Component("scheduler"));
+        var (latents, text, noise, t) = (reference.Load("latents"), reference.Load("text"), reference.Load("noise"), reference.Load("timesteps"));
+
+        var full = WuerstchenPrior.FromComponent(repository.Component("prior"));
+        using var fullStep = new PriorTrainingStep(full, scheduler, new OptimizerSettings());
+        double fullLoss = fullStep.Step(latents, text, noise, t).Loss;
+
+        var mixed = WuerstchenPrior.FromComponent(repository.Component("prior"));
+        var before = mixed.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone());
+        using var mixedStep = new PriorTrainingStep(mixed, scheduler, new OptimizerSettings(), ScalarType.BFloat16);
+        double mixedLoss = mixedStep.Step(latents, text, noise, t).Loss;
+
+        Assert.Equal(fullLoss, mixedLoss, 0.05 * fullLoss);
+        Assert.All(mixed.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
+        Assert.All(mixedStep.SaveOptimizerState().Where(e => !e.Key.StartsWith("step.", StringComparison.Ordinal)), e => Assert.Equal(ScalarType.Float32, e.Value.dtype));
+        var expected = full.state_dict();
+        foreach (var (name, value) in mixed.state_dict())
+        {
+            Assert.False(value.allclose(before[name], 0, 0), $"{name} did not change");
+            // One AdamW step moves each weight by about the learning rate, whatever the gradient's precision.
+            Assert.True((value - expected[name]).abs().max().item<float>() < 2.5e-4, $"{name} moved unlike the float32 step");
+        }
+    }
+
     private static void TakeStep(PriorTrainingStep step, SeededNoise dropout, int index)
     {
         using var scope = NewDisposeScope();
