@@ -6,6 +6,7 @@ using static TorchSharp.torch;
 
 namespace Wuerstchen.Models.Tests.Pipelines;
 
+[Collection(ProcessWideState.Name)]
 public sealed class NativeMemoryTests
 {
     [Fact]

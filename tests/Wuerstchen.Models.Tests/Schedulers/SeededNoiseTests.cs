@@ -4,6 +4,7 @@ using static TorchSharp.torch;
 
 namespace Wuerstchen.Models.Tests.Schedulers;
 
+[Collection(ProcessWideState.Name)]
 public sealed class SeededNoiseTests
 {
     public static TheoryData<string> Seeds()
