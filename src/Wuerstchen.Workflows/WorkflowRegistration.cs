@@ -27,8 +27,8 @@ public static class WorkflowRegistration
         registry.AddOrchestratorFunc<FineTuneInput, FineTuneResult?>(FineTuneOrchestration.Name, (context, input) => FineTuneOrchestration.RunAsync(context, input));
         registry.AddActivityFunc<string, Pipeline.Training.PreparedSummary>(FineTuneActivities.Prepare,
             (_, runId) => services.GetRequiredService<FineTuneActivities>().PrepareAsync(runId, CancellationToken.None));
-        registry.AddActivityFunc<string, Pipeline.Training.ChunkOutcome>(FineTuneActivities.TrainChunk,
-            (_, runId) => services.GetRequiredService<FineTuneActivities>().TrainChunkAsync(runId, CancellationToken.None));
+        registry.AddActivityFunc<ChunkWork, Pipeline.Training.ChunkOutcome>(FineTuneActivities.TrainChunk,
+            (_, work) => services.GetRequiredService<FineTuneActivities>().TrainChunkAsync(work, CancellationToken.None));
         registry.AddActivityFunc<GridWork, string>(FineTuneActivities.RenderGrid,
             (_, work) => services.GetRequiredService<FineTuneActivities>().RenderGridAsync(work, CancellationToken.None));
         registry.AddActivityFunc<string, PublishedVersion>(FineTuneActivities.Publish,

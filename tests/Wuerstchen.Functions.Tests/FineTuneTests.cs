@@ -264,7 +264,7 @@ public sealed class FineTuneTests
         Assert.Equal([2], running.Checkpoints.Select(c => c.Step));
         Assert.NotNull(running.GridUrl);
         Assert.Equal(202, HttpRequests.StatusOf(await http.Cancel(HttpRequests.Make("DELETE", "/api/finetunes/cancelled"), environment.Client, "cancelled", Token)));
-        gate.Open(); // the held activity goes on, sees the cancel marker at its next step and stops without a checkpoint
+        gate.Open(); // the held activity goes on, finds its lease gone at its next step and stops without a checkpoint
         var cancelled = await WaitAsync(environment, "cancelled");
         Assert.Equal("Terminated", cancelled.Status);
         Assert.Equal(409, HttpRequests.StatusOf(await http.Cancel(HttpRequests.Make("DELETE", "/api/finetunes/cancelled"), environment.Client, "cancelled", Token)));
@@ -347,7 +347,7 @@ public sealed class FineTuneTests
         Assert.All(whileRunning.SelectMany(d => d), d => Assert.Equal(FineTuneScheduler.Skipped, d.Action));
         Assert.All(whileRunning.SelectMany(d => d), d => Assert.Contains("already running", d.Reason));
         var duplicate = await Assert.ThrowsAnyAsync<Exception>(() => environment.Client.ScheduleNewOrchestrationInstanceAsync(FineTuneOrchestration.Name,
-            new FineTuneInput(first.RunId!, new()), new Microsoft.DurableTask.StartOrchestrationOptions(instanceId)
+            new FineTuneInput(first.RunId!, "duplicate", new()), new Microsoft.DurableTask.StartOrchestrationOptions(instanceId)
                 .WithDedupeStatuses(OrchestrationRuntimeStatus.Pending, OrchestrationRuntimeStatus.Running), Token));
         Assert.True(FineTuneService.IsAlreadyRunning(duplicate), duplicate.ToString());
         gate.Open();

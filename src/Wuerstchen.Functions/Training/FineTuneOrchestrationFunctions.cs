@@ -18,8 +18,8 @@ public sealed class FineTuneOrchestrationFunctions(FineTuneActivities activities
         activities.PrepareAsync(runId, cancellationToken);
 
     [Function(FineTuneActivities.TrainChunk)]
-    public Task<ChunkOutcome> TrainChunk([ActivityTrigger] string runId, CancellationToken cancellationToken) =>
-        activities.TrainChunkAsync(runId, cancellationToken);
+    public Task<ChunkOutcome> TrainChunk([ActivityTrigger] ChunkWork work, CancellationToken cancellationToken) =>
+        activities.TrainChunkAsync(work, cancellationToken);
 
     [Function(FineTuneActivities.RenderGrid)]
     public Task<string> RenderGrid([ActivityTrigger] GridWork work, CancellationToken cancellationToken) =>

@@ -14,9 +14,26 @@ public enum RunPlanOutcome
     Conflict,
 }
 
-/// <summary>Run plans in the store (<c>training/runs/{run}/run.json</c>).</summary>
+/// <summary>
+/// The start of a run that may train it. Each start writes a new one; the training loop checks it before every step
+/// and before writing a checkpoint, and stops when it is gone (cancelled) or belongs to a later start, so an activity
+/// left running by a terminated or replaced orchestration never trains beside its successor.
+/// </summary>
+public sealed record RunLease(string StartId, string InstanceId, DateTimeOffset StartedAt);
+
+/// <summary>Run plans and leases in the store (<c>training/runs/{run}/run.json</c>, <c>lease.json</c>).</summary>
 public static class FineTuneRuns
 {
+    public static Task WriteLeaseAsync(IBlobStore store, string runId, RunLease lease, CancellationToken cancellationToken) =>
+        BlobJson.WriteAsync(store, TrainingBlobs.Lease(runId), lease, cancellationToken);
+
+    public static Task<RunLease?> ReadLeaseAsync(IBlobStore store, string runId, CancellationToken cancellationToken) =>
+        BlobJson.TryReadAsync<RunLease>(store, TrainingBlobs.Lease(runId), cancellationToken);
+
+    /// <summary>Cancels whichever start holds the run; false when none did.</summary>
+    public static Task<bool> ReleaseLeaseAsync(IBlobStore store, string runId, CancellationToken cancellationToken) =>
+        store.DeleteAsync(TrainingBlobs.Lease(runId), cancellationToken);
+
     public static Task<FineTuneRun> ReadAsync(IBlobStore store, string runId, CancellationToken cancellationToken) =>
         BlobJson.ReadAsync<FineTuneRun>(store, TrainingBlobs.Run(runId), cancellationToken);
 

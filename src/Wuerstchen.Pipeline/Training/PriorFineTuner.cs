@@ -30,8 +30,8 @@ public interface ITrainingStepObserver
     void AfterStep(string runId, int step, CancellationToken cancellationToken);
 }
 
-/// <summary>A run was cancelled: its cancel marker is in the store.</summary>
-public sealed class FineTuneCancelledException(string runId) : OperationCanceledException($"Fine-tune run '{runId}' was cancelled.");
+/// <summary>The start that was training a run no longer holds it: the run was cancelled or started again.</summary>
+public sealed class FineTuneCancelledException(string runId) : OperationCanceledException($"Fine-tune run '{runId}' was cancelled or started again; this start no longer trains it.");
 
 /// <summary>
 /// The training loop: one call trains up to <see cref="TrainingRecipe.StepsPerChunk"/> optimiser steps from the run's
@@ -50,8 +50,10 @@ public sealed partial class PriorFineTuner(IBlobStore store, ModelLocator locato
 
     private readonly ITrainingStepObserver[] _observers = observers.ToArray();
 
-    public async Task<ChunkOutcome> TrainChunkAsync(FineTuneRun run, CancellationToken cancellationToken)
+    /// <param name="startId">The start this chunk belongs to (see <see cref="RunLease"/>); null trains without checking.</param>
+    public async Task<ChunkOutcome> TrainChunkAsync(FineTuneRun run, string? startId, CancellationToken cancellationToken)
     {
+        await EnsureLeaseAsync(run.RunId, startId, cancellationToken).ConfigureAwait(false);
         var recipe = run.Recipe;
         var prepared = await BlobJson.ReadAsync<PreparedDataset>(store, TrainingBlobs.Prepared(run.RunId), cancellationToken).ConfigureAwait(false);
         if (prepared.Items.Count == 0)
@@ -117,8 +119,7 @@ public sealed partial class PriorFineTuner(IBlobStore store, ModelLocator locato
         while (current < end)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (await store.ExistsAsync(TrainingBlobs.CancelMarker(run.RunId), cancellationToken).ConfigureAwait(false))
-                throw new FineTuneCancelledException(run.RunId);
+            await EnsureLeaseAsync(run.RunId, startId, cancellationToken).ConfigureAwait(false);
 
             // The data first (reads are asynchronous), then the step itself, synchronously inside one dispose scope.
             var microBatches = new List<IReadOnlyList<byte[]>>();
@@ -163,6 +164,7 @@ public sealed partial class PriorFineTuner(IBlobStore store, ModelLocator locato
             RecipeHash = recipe.Hash(),
             LastLoss = lastLoss,
         };
+        await EnsureLeaseAsync(run.RunId, startId, cancellationToken).ConfigureAwait(false);
         var optimizerState = step.SaveOptimizerState();
         string prefix;
         try
@@ -208,6 +210,12 @@ public sealed partial class PriorFineTuner(IBlobStore store, ModelLocator locato
             if (training)
                 prior.train();
         }
+    }
+
+    private async Task EnsureLeaseAsync(string runId, string? startId, CancellationToken cancellationToken)
+    {
+        if (startId is not null && (await FineTuneRuns.ReadLeaseAsync(store, runId, cancellationToken).ConfigureAwait(false))?.StartId != startId)
+            throw new FineTuneCancelledException(runId);
     }
 
     /// <summary>One optimiser step over the micro-batches: mean loss and gradient norm before clipping.</summary>

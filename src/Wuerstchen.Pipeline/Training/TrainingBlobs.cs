@@ -19,8 +19,8 @@ public static class TrainingBlobs
 
     public static string LossLog(string runId) => $"training/runs/{runId}/loss.jsonl";
 
-    /// <summary>Written by a cancel; the training loop stops at its next step when it sees it.</summary>
-    public static string CancelMarker(string runId) => $"training/runs/{runId}/cancel";
+    /// <summary>Which start of the run may train it (<see cref="RunLease"/>); a cancel deletes it.</summary>
+    public static string Lease(string runId) => $"training/runs/{runId}/lease.json";
 
     public static string CacheEntry(string encoderKey, string itemKey) => $"training/cache/{encoderKey}/{itemKey[..2]}/{itemKey}.safetensors";
 

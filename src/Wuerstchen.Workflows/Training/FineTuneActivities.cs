@@ -17,8 +17,8 @@ public sealed class FineTuneActivities(IBlobStore store, DatasetPreparer prepare
     public async Task<PreparedSummary> PrepareAsync(string runId, CancellationToken cancellationToken) =>
         await preparer.PrepareAsync(await ReadRunAsync(runId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
 
-    public async Task<ChunkOutcome> TrainChunkAsync(string runId, CancellationToken cancellationToken) =>
-        await trainer.TrainChunkAsync(await ReadRunAsync(runId, cancellationToken).ConfigureAwait(false), cancellationToken).ConfigureAwait(false);
+    public async Task<ChunkOutcome> TrainChunkAsync(ChunkWork work, CancellationToken cancellationToken) =>
+        await trainer.TrainChunkAsync(await ReadRunAsync(work.RunId, cancellationToken).ConfigureAwait(false), work.StartId, cancellationToken).ConfigureAwait(false);
 
     public async Task<string> RenderGridAsync(GridWork work, CancellationToken cancellationToken) =>
         await grids.RenderAsync(await ReadRunAsync(work.RunId, cancellationToken).ConfigureAwait(false), work.Step, cancellationToken).ConfigureAwait(false);

@@ -7,7 +7,11 @@ namespace Wuerstchen.Workflows.Training;
 /// Input of <see cref="FineTuneOrchestration"/>: the run (its plan is in the store) and how far it got; each
 /// ContinueAsNew carries the progress forward so the history stays one chunk long.
 /// </summary>
-public sealed record FineTuneInput(string RunId, RetrySettings Retry, PreparedSummary? Prepared = null, FineTuneProgress? Progress = null);
+/// <param name="StartId">This start's lease on the run (see <see cref="RunLease"/>).</param>
+public sealed record FineTuneInput(string RunId, string StartId, RetrySettings Retry, PreparedSummary? Prepared = null, FineTuneProgress? Progress = null);
+
+/// <summary>The training activity's input.</summary>
+public sealed record ChunkWork(string RunId, string StartId);
 
 /// <summary>Where a run stands after its last chunk.</summary>
 public sealed record FineTuneProgress(int Step, int TotalSteps, double? Loss, double? LearningRate, string? LatestGrid, string? LatestCheckpoint,
@@ -48,7 +52,7 @@ public static class FineTuneOrchestration
         }
 
         context.SetCustomStatus(Status("Training", input.RunId, progress));
-        var chunk = await context.CallActivityAsync<ChunkOutcome>(FineTuneActivities.TrainChunk, input.RunId, options);
+        var chunk = await context.CallActivityAsync<ChunkOutcome>(FineTuneActivities.TrainChunk, new ChunkWork(input.RunId, input.StartId), options);
         string? grid = progress?.LatestGrid;
         if (chunk.StepsTaken > 0 || grid is null)
         {

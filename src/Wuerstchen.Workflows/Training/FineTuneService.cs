@@ -64,9 +64,11 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
             return new StartOutcome(StartDisposition.Existing, instanceId);
         if (await FineTuneRuns.SaveAsync(store, run, cancellationToken).ConfigureAwait(false) == RunPlanOutcome.Conflict)
             return new StartOutcome(StartDisposition.Conflict, instanceId);
-        await store.DeleteAsync(TrainingBlobs.CancelMarker(run.RunId), cancellationToken).ConfigureAwait(false);
+        // This start takes the run over: an activity of an earlier (terminated or replaced) start stops at its next step.
+        string startId = Guid.NewGuid().ToString("N");
+        await FineTuneRuns.WriteLeaseAsync(store, run.RunId, new RunLease(startId, instanceId, DateTimeOffset.UtcNow), cancellationToken).ConfigureAwait(false);
 
-        var input = new FineTuneInput(run.RunId, workflowOptions.Value.Retry);
+        var input = new FineTuneInput(run.RunId, startId, workflowOptions.Value.Retry);
         var options = new StartOrchestrationOptions(instanceId).WithDedupeStatuses(OrchestrationRuntimeStatus.Pending, OrchestrationRuntimeStatus.Running);
         try
         {
@@ -128,8 +130,8 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
     }
 
     /// <summary>
-    /// Stops a pending or running fine-tune: marks its run cancelled (the training loop stops at its next step, without
-    /// a checkpoint) and terminates the instance. False when it does not exist or has already ended.
+    /// Stops a pending or running fine-tune: releases its run's lease (the training loop stops at its next step,
+    /// without a checkpoint) and terminates the instance. False when it does not exist or has already ended.
     /// </summary>
     public async Task<bool> CancelAsync(DurableTaskClient client, string id, CancellationToken cancellationToken)
     {
@@ -137,7 +139,7 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
         if (instance is null || instance.IsCompleted)
             return false;
         if (instance.SerializedInput is not null && instance.ReadInputAs<FineTuneInput>() is { } input)
-            await store.WriteAsync(TrainingBlobs.CancelMarker(input.RunId), new MemoryStream("cancelled"u8.ToArray()), cancellationToken: cancellationToken).ConfigureAwait(false);
+            await FineTuneRuns.ReleaseLeaseAsync(store, input.RunId, cancellationToken).ConfigureAwait(false);
         await client.TerminateInstanceAsync(id, "Cancelled by the client.", cancellationToken).ConfigureAwait(false);
         return true;
     }

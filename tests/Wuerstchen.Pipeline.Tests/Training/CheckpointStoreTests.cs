@@ -31,9 +31,11 @@ public sealed class CheckpointStoreTests
 
     private static async Task SaveAsync(CheckpointStore store, int step)
     {
-        using var scope = NewDisposeScope();
-        var weights = new Dictionary<string, Tensor> { ["w"] = full(3, (float)step) };
-        await store.SaveAsync("run", step, weights, weights, new Dictionary<string, Tensor> { ["exp_avg.w"] = zeros(3) }, State(step), Token);
+        // No dispose scope here: scopes belong to a thread, and the await may resume on another.
+        using var weight = full(3, (float)step);
+        using var moment = zeros(3);
+        var weights = new Dictionary<string, Tensor> { ["w"] = weight };
+        await store.SaveAsync("run", step, weights, weights, new Dictionary<string, Tensor> { ["exp_avg.w"] = moment }, State(step), Token);
     }
 
     [Fact]
