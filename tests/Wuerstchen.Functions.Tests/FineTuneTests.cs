@@ -223,7 +223,9 @@ public sealed class FineTuneTests
                 Assert.True(tensor.bytes.SequenceEqual(b[name].bytes), $"{part} tensor {name} differs");
             }
         }
-        Assert.Equal(expected.State with { RunId = "" }, actual.State with { RunId = "" }, new StateComparer());
+        // The recipe's chunk size may differ (that is the point of the comparison); what it trains may not.
+        Assert.Equal(expected.State.Recipe!.Hash(), actual.State.Recipe!.Hash());
+        Assert.Equal(expected.State with { RunId = "", Recipe = null }, actual.State with { RunId = "", Recipe = null }, new StateComparer());
     }
 
     private sealed class StateComparer : IEqualityComparer<TrainingState>

@@ -24,7 +24,10 @@ public sealed class SeededDropout : nn.Module<Tensor, Tensor>
 
     public double Probability { get; }
 
-    /// <summary>Makes every <see cref="SeededDropout"/> on this thread draw from <paramref name="generator"/> until the result is disposed.</summary>
+    /// <summary>
+    /// Makes every <see cref="SeededDropout"/> on this thread draw from <paramref name="generator"/> until the result is
+    /// disposed. The generator must be on the device the activations are on.
+    /// </summary>
     public static IDisposable Use(Generator generator)
     {
         var previous = t_generator;
@@ -39,8 +42,7 @@ public sealed class SeededDropout : nn.Module<Tensor, Tensor>
         if (t_generator is not { } generator)
             return nn.functional.dropout(input, Probability, training: true);
         using var scope = NewDisposeScope();
-        // Draws on the CPU, as every seeded stream in this code base does, so a device never changes the masks.
-        var keep = rand(input.shape, dtype: ScalarType.Float32, generator: generator).ge(Probability).to(input.device);
+        var keep = rand(input.shape, dtype: ScalarType.Float32, device: input.device, generator: generator).ge(Probability);
         return (input * keep.to(input.dtype) / (1 - Probability)).MoveToOuterDisposeScope();
     }
 

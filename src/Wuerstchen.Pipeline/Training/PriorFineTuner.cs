@@ -162,6 +162,7 @@ public sealed partial class PriorFineTuner(IBlobStore store, ModelLocator locato
             DatasetVersion = prepared.DatasetVersion,
             ItemCount = prepared.Items.Count,
             RecipeHash = recipe.Hash(),
+            Recipe = recipe,
             LastLoss = lastLoss,
         };
         await EnsureLeaseAsync(run.RunId, startId, cancellationToken).ConfigureAwait(false);
@@ -239,7 +240,11 @@ public sealed partial class PriorFineTuner(IBlobStore store, ModelLocator locato
             t = t.to(device);
             var epsilon = noise.Randn(latents.shape, ScalarType.Float32, device);
             var weight = recipe.LossWeighting == TrainingRecipe.P2Weighting ? 1 - scheduler.AlphaCumprod(t) : null;
-            using (SeededDropout.Use(dropout.Generator))
+            // On the CPU the masks come from the checkpointed stream itself; on an accelerator (where drawing every
+            // mask on the CPU would cost more than the step) from a device generator seeded from that stream.
+            using var deviceGenerator = device.type == DeviceType.CPU ? null
+                : new Generator((ulong)(dropout.Rand([1], ScalarType.Float64).item<double>() * (1L << 53)), device);
+            using (SeededDropout.Use(deviceGenerator ?? dropout.Generator))
                 total += step.AccumulateGradients(latents, text, epsilon, t, weight, 1.0 / microBatches.Count);
         }
         double norm = step.ApplyGradients();

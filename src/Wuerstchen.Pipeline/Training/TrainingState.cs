@@ -39,5 +39,8 @@ public sealed record TrainingState
 
     public required string RecipeHash { get; init; }
 
+    /// <summary>The run's recipe, for a reader of the checkpoint alone.</summary>
+    public TrainingRecipe? Recipe { get; init; }
+
     public double? LastLoss { get; init; }
 }
