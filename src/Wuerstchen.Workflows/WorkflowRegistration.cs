@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Wuerstchen.Pipeline.Bulk;
 using Wuerstchen.Workflows.Bulk;
 using Wuerstchen.Workflows.Generation;
+using Wuerstchen.Workflows.Training;
 
 namespace Wuerstchen.Workflows;
 
@@ -23,6 +24,15 @@ public static class WorkflowRegistration
             (_, jobId) => services.GetRequiredService<BulkActivities>().PlanAsync(jobId, CancellationToken.None));
         registry.AddActivityFunc<BulkManifestInput, BulkSummary>(BulkActivities.WriteManifest,
             (_, input) => services.GetRequiredService<BulkActivities>().WriteManifestAsync(input, CancellationToken.None));
+        registry.AddOrchestratorFunc<FineTuneInput, FineTuneResult?>(FineTuneOrchestration.Name, (context, input) => FineTuneOrchestration.RunAsync(context, input));
+        registry.AddActivityFunc<string, Pipeline.Training.PreparedSummary>(FineTuneActivities.Prepare,
+            (_, runId) => services.GetRequiredService<FineTuneActivities>().PrepareAsync(runId, CancellationToken.None));
+        registry.AddActivityFunc<ChunkWork, Pipeline.Training.ChunkOutcome>(FineTuneActivities.TrainChunk,
+            (_, work) => services.GetRequiredService<FineTuneActivities>().TrainChunkAsync(work, CancellationToken.None));
+        registry.AddActivityFunc<GridWork, string>(FineTuneActivities.RenderGrid,
+            (_, work) => services.GetRequiredService<FineTuneActivities>().RenderGridAsync(work, CancellationToken.None));
+        registry.AddActivityFunc<string, PublishedVersion>(FineTuneActivities.Publish,
+            (_, runId) => services.GetRequiredService<FineTuneActivities>().PublishAsync(runId, CancellationToken.None));
         return registry;
     }
 }

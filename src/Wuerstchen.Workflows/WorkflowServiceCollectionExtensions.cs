@@ -5,8 +5,10 @@ using Microsoft.Extensions.Options;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
+using Wuerstchen.Pipeline.Training;
 using Wuerstchen.Workflows.Bulk;
 using Wuerstchen.Workflows.Generation;
+using Wuerstchen.Workflows.Training;
 
 namespace Wuerstchen.Workflows;
 
@@ -14,7 +16,8 @@ public static class WorkflowServiceCollectionExtensions
 {
     /// <summary>
     /// Everything the orchestrations and activities need, bound from configuration (<c>Wuerstchen:Storage</c>,
-    /// <c>Wuerstchen:Models</c>, <c>Wuerstchen:Limits</c>, <c>Wuerstchen:Workflows</c>, <c>Wuerstchen:Bulk</c>) and
+    /// <c>Wuerstchen:Models</c>, <c>Wuerstchen:Limits</c>, <c>Wuerstchen:Workflows</c>, <c>Wuerstchen:Bulk</c>,
+    /// <c>Wuerstchen:Training</c>) and
     /// validated when the host starts.
     /// </summary>
     public static IServiceCollection AddWuerstchenWorkflows(this IServiceCollection services, IConfiguration configuration)
@@ -25,7 +28,10 @@ public static class WorkflowServiceCollectionExtensions
         services.AddOptions<GenerationLimits>().Bind(configuration.GetSection(GenerationLimits.Section));
         services.AddOptions<WorkflowOptions>().Bind(configuration.GetSection(WorkflowOptions.Section));
         services.AddOptions<BulkOptions>().Bind(configuration.GetSection(BulkOptions.Section));
+        services.AddOptions<TrainingOptions>().Bind(configuration.GetSection(TrainingOptions.Section)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TrainingOptions>, TrainingOptionsValidator>());
 
+        services.TryAddSingleton<FineTunedModels>();
         services.TryAddSingleton<ModelLocator>();
         services.TryAddSingleton<ModelHost>();
         services.TryAddSingleton<GenerationStages>();
@@ -34,7 +40,24 @@ public static class WorkflowServiceCollectionExtensions
         services.TryAddSingleton<GenerationService>();
         services.TryAddSingleton<BulkActivities>();
         services.TryAddSingleton<BulkJobIntake>();
+        services.TryAddSingleton<CheckpointStore>();
+        services.TryAddSingleton<DatasetPreparer>();
+        services.TryAddSingleton<PriorFineTuner>();
+        services.TryAddSingleton<ValidationGridRenderer>();
+        services.TryAddSingleton<ModelVersionPublisher>();
+        services.TryAddSingleton<FineTuneActivities>();
+        services.TryAddSingleton<FineTuneService>();
+        services.TryAddSingleton<FineTuneScheduler>();
         return services;
+    }
+
+    private sealed class TrainingOptionsValidator : IValidateOptions<TrainingOptions>
+    {
+        public ValidateOptionsResult Validate(string? name, TrainingOptions options)
+        {
+            var errors = options.Validate();
+            return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
+        }
     }
 
     private sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>

@@ -92,6 +92,7 @@ public sealed class TestEnvironment : IAsyncDisposable
         Directory.CreateDirectory(Path.Combine(root, "warp-ai"));
         Directory.CreateSymbolicLink(Path.Combine(root, "warp-ai", "wuerstchen-prior"), ParityFixtures.PathOf("models/prior-pipeline"));
         Directory.CreateSymbolicLink(Path.Combine(root, "warp-ai", "wuerstchen"), ParityFixtures.PathOf("models/decoder-pipeline"));
+        Directory.CreateSymbolicLink(Path.Combine(root, "effnet"), ParityFixtures.PathOf("models/effnet"));
         return root;
     }
 

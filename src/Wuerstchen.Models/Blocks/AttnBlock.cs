@@ -53,7 +53,7 @@ public sealed class Attention : nn.Module<Tensor, Tensor, Tensor>
         to_q = nn.Linear(c, c);
         to_k = nn.Linear(c, c);
         to_v = nn.Linear(c, c);
-        to_out = nn.Sequential(nn.Linear(c, c), nn.Dropout(dropout));
+        to_out = nn.Sequential(nn.Linear(c, c), new SeededDropout(dropout));
         _heads = heads;
         RegisterComponents();
     }

@@ -36,6 +36,6 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor?, Tensor>
         nn.Linear(inChannels, c * 4),
         nn.GELU(),
         new GlobalResponseNorm(c * 4),
-        nn.Dropout(dropout),
+        new SeededDropout(dropout),
         nn.Linear(c * 4, c));
 }

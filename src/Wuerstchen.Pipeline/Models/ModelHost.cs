@@ -83,13 +83,18 @@ public sealed partial class ModelHost(ModelLocator locator, IOptions<ModelOption
 
     private sealed class Resident<T>(T pipeline) : IDisposable where T : IDisposable
     {
+        /// <summary>How long disposing waits for a caller still inside the pipeline (an activity the host did not wait for).</summary>
+        private static readonly TimeSpan DisposeWait = TimeSpan.FromMinutes(1);
+
         private readonly SemaphoreSlim _gate = new(1, 1);
+        private bool _disposed;
 
         public async Task<TResult> UseAsync<TResult>(Func<T, TResult> work, CancellationToken cancellationToken)
         {
             await _gate.WaitAsync(cancellationToken).ConfigureAwait(false);
             try
             {
+                ObjectDisposedException.ThrowIf(_disposed, this);
                 return work(pipeline);
             }
             finally
@@ -98,10 +103,18 @@ public sealed partial class ModelHost(ModelLocator locator, IOptions<ModelOption
             }
         }
 
+        /// <summary>
+        /// Frees the pipeline once no caller is inside it, so a shutdown never frees native memory a running stage
+        /// still uses; callers that come later get <see cref="ObjectDisposedException"/>.
+        /// </summary>
         public void Dispose()
         {
+            bool entered = _gate.Wait(DisposeWait);
+            _disposed = true;
+            if (!entered)
+                return; // still in use after the wait: leave it to the finalizers rather than free memory in use
             pipeline.Dispose();
-            _gate.Dispose();
+            _gate.Release();
         }
     }
 }

@@ -13,8 +13,11 @@ public sealed class UnknownModelException(string name, IReadOnlyList<string> sea
     public IReadOnlyList<string> Searched { get; } = searched;
 }
 
-/// <summary>Maps model names (<c>warp-ai/wuerstchen-prior</c>) to folders in the published layout under the model root.</summary>
-public sealed partial class ModelLocator(IOptions<ModelOptions> options)
+/// <summary>
+/// Maps model names (<c>warp-ai/wuerstchen-prior</c>) to folders in the published layout under the model root, and
+/// fine-tuned versions (<c>finetuned/{versionId}</c>) to the folders <see cref="FineTunedModels"/> materialises.
+/// </summary>
+public sealed partial class ModelLocator(IOptions<ModelOptions> options, FineTunedModels? fineTuned = null)
 {
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")]
     private static partial Regex NamePattern();
@@ -31,6 +34,12 @@ public sealed partial class ModelLocator(IOptions<ModelOptions> options)
             candidates.Add(Path.GetFullPath(explicitPath));
         if (!IsWellFormed(name) || string.IsNullOrWhiteSpace(options.Value.Root))
             return candidates.FirstOrDefault(IsModelFolder);
+        if (fineTuned is not null && FineTunedModels.TryParse(name, out _, out _))
+        {
+            string? local = fineTuned.TryLocal(name);
+            candidates.Add(local ?? $"{name} in the model store (not yet materialised)");
+            return local;
+        }
         string root = Path.GetFullPath(options.Value.Root);
         candidates.Add(Path.Combine(root, name));
         string cacheName = "models--" + name.Replace("/", "--", StringComparison.Ordinal);
@@ -44,10 +53,18 @@ public sealed partial class ModelLocator(IOptions<ModelOptions> options)
         return candidates.FirstOrDefault(IsModelFolder);
     }
 
-    public string Resolve(string name) =>
-        TryResolve(name, out var searched) ?? throw new UnknownModelException(name, searched);
+    /// <summary>The model folder for <paramref name="name"/>; a fine-tuned version is materialised first if need be.</summary>
+    public string Resolve(string name)
+    {
+        if (TryResolve(name, out var searched) is { } path)
+            return path;
+        if (fineTuned is not null && FineTunedModels.TryParse(name, out _, out _) && fineTuned.Exists(name))
+            return fineTuned.Materialise(name, Resolve);
+        throw new UnknownModelException(name, searched);
+    }
 
-    public bool Exists(string name) => TryResolve(name, out _) is not null;
+    public bool Exists(string name) =>
+        TryResolve(name, out _) is not null || (fineTuned is not null && FineTunedModels.TryParse(name, out _, out _) && fineTuned.Exists(name));
 
     private static bool IsModelFolder(string path) =>
         File.Exists(Path.Combine(path, ModelRepository.ModelIndexFile)) || File.Exists(Path.Combine(path, ModelComponent.ConfigFile));

@@ -6,11 +6,7 @@ using static TorchSharp.torch;
 
 namespace Wuerstchen.Models.Tests.Pipelines;
 
-/// <summary>Runs alone: resident memory is the whole process's, so other tests running beside it would show as growth.</summary>
-[CollectionDefinition(nameof(NativeMemoryTests), DisableParallelization = true)]
-public sealed class NativeMemoryCollection;
-
-[Collection(nameof(NativeMemoryTests))]
+[Collection(ProcessWideState.Name)]
 public sealed class NativeMemoryTests
 {
     [Fact]

@@ -4,11 +4,7 @@ using static TorchSharp.torch;
 
 namespace Wuerstchen.Models.Tests.Schedulers;
 
-/// <summary>Not run beside other tests: one case checks the process-wide generator, which other tests also draw from.</summary>
-[CollectionDefinition(nameof(SeededNoiseTests), DisableParallelization = true)]
-public sealed class GlobalGeneratorCollection;
-
-[Collection(nameof(SeededNoiseTests))]
+[Collection(ProcessWideState.Name)]
 public sealed class SeededNoiseTests
 {
     public static TheoryData<string> Seeds()

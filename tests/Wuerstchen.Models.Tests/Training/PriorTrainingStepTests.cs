@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Wuerstchen.Models.Blocks;
 using Wuerstchen.Models.Effnet;
 using Wuerstchen.Models.Loading;
 using Wuerstchen.Models.Schedulers;
@@ -61,5 +62,105 @@ public sealed class PriorTrainingStepTests
         Assert.True(Math.Abs(norm - expectedNorm) <= 1e-4 * Math.Max(1, expectedNorm), $"grad norm {norm} vs {expectedNorm}");
         foreach (string name in tracked)
             Parity.AssertClose(parameters[name], reference.Load($"after.{name}"), Parity.SchedulerTolerance, $"{name} after the AdamW step");
+    }
+    [Fact]
+    public void AStepAfterRestoringTheOptimizerStateAndSeededDropoutMatchesTheUninterruptedStepBitForBit()
+    {
+        var repository = ModelRepository.Open(ParityFixtures.PathOf("models/prior-pipeline"));
+        var scheduler = DdpmWuerstchenScheduler.FromComponent(repository.Component("scheduler"));
+        var settings = new OptimizerSettings { LearningRate = 1e-3, WeightDecay = 0.01 };
+
+        // Three steps straight through, with dropout drawing from a seeded generator.
+        var straight = WuerstchenPrior.FromComponent(repository.Component("prior"));
+        straight.train();
+        using var straightStep = new PriorTrainingStep(straight, scheduler, settings);
+        using var straightDropout = new SeededNoise(5);
+        for (int i = 0; i < 3; i++)
+            TakeStep(straightStep, straightDropout, i);
+
+        // Two steps, then everything saved, a fresh model and optimizer restored from it, and the third step.
+        var first = WuerstchenPrior.FromComponent(repository.Component("prior"));
+        first.train();
+        using var firstStep = new PriorTrainingStep(first, scheduler, settings);
+        using var firstDropout = new SeededNoise(5);
+        for (int i = 0; i < 2; i++)
+            TakeStep(firstStep, firstDropout, i);
+        var weights = first.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone());
+        var optimizerState = firstStep.SaveOptimizerState();
+        byte[] dropoutState = firstDropout.GetState();
+
+        var resumed = WuerstchenPrior.FromComponent(repository.Component("prior"));
+        resumed.load_state_dict(weights);
+        resumed.train();
+        using var resumedStep = new PriorTrainingStep(resumed, scheduler, settings);
+        resumedStep.LoadOptimizerState(optimizerState);
+        using var resumedDropout = new SeededNoise(0);
+        resumedDropout.SetState(dropoutState);
+        TakeStep(resumedStep, resumedDropout, 2);
+
+        var expected = straight.state_dict();
+        foreach (var (name, value) in resumed.state_dict())
+            Parity.AssertEqual(value, expected[name], name);
+        var expectedState = straightStep.SaveOptimizerState();
+        foreach (var (name, value) in resumedStep.SaveOptimizerState())
+            Parity.AssertEqual(value.to(float64), expectedState[name].to(float64), name);
+    }
+
+    [Fact]
+    public void RestoringAnOptimizerStateThatDoesNotFitNamesTheProblems()
+    {
+        var repository = ModelRepository.Open(ParityFixtures.PathOf("models/prior-pipeline"));
+        var prior = WuerstchenPrior.FromComponent(repository.Component("prior"));
+        using var step = new PriorTrainingStep(prior, DdpmWuerstchenScheduler.FromComponent(repository.Component("scheduler")), new OptimizerSettings());
+        var state = step.SaveOptimizerState();
+        string victim = state.Keys.First(k => k.StartsWith("exp_avg.", StringComparison.Ordinal));
+        state.Remove(victim);
+        state["exp_avg.nothing"] = zeros(1);
+        var error = Assert.Throws<InvalidDataException>(() => step.LoadOptimizerState(state));
+        Assert.Contains($"missing '{victim}'", error.Message);
+        Assert.Contains("unexpected 'exp_avg.nothing'", error.Message);
+    }
+
+    [Fact]
+    public void Bfloat16ComputeKeepsFloat32MasterWeightsAndMomentsAndTracksTheFloat32Step()
+    {
+        using var scope = NewDisposeScope();
+        using var reference = Parity.OpenCase("train_step");
+        var repository = ModelRepository.Open(ParityFixtures.PathOf("models/prior-pipeline"));
+        var scheduler = DdpmWuerstchenScheduler.FromComponent(repository.Component("scheduler"));
+        var (latents, text, noise, t) = (reference.Load("latents"), reference.Load("text"), reference.Load("noise"), reference.Load("timesteps"));
+
+        var full = WuerstchenPrior.FromComponent(repository.Component("prior"));
+        using var fullStep = new PriorTrainingStep(full, scheduler, new OptimizerSettings());
+        double fullLoss = fullStep.Step(latents, text, noise, t).Loss;
+
+        var mixed = WuerstchenPrior.FromComponent(repository.Component("prior"));
+        var before = mixed.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone());
+        using var mixedStep = new PriorTrainingStep(mixed, scheduler, new OptimizerSettings(), ScalarType.BFloat16);
+        double mixedLoss = mixedStep.Step(latents, text, noise, t).Loss;
+
+        Assert.Equal(fullLoss, mixedLoss, 0.05 * fullLoss);
+        Assert.All(mixed.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
+        Assert.All(mixedStep.SaveOptimizerState().Where(e => !e.Key.StartsWith("step.", StringComparison.Ordinal)), e => Assert.Equal(ScalarType.Float32, e.Value.dtype));
+        var expected = full.state_dict();
+        foreach (var (name, value) in mixed.state_dict())
+        {
+            Assert.False(value.allclose(before[name], 0, 0), $"{name} did not change");
+            // One AdamW step moves each weight by about the learning rate, whatever the gradient's precision.
+            Assert.True((value - expected[name]).abs().max().item<float>() < 2.5e-4, $"{name} moved unlike the float32 step");
+        }
+    }
+
+    private static void TakeStep(PriorTrainingStep step, SeededNoise dropout, int index)
+    {
+        using var scope = NewDisposeScope();
+        using var data = new SeededNoise((ulong)(100 + index));
+        var latents = data.Randn([2, 16, 3, 3]) * 0.05;
+        var text = data.Randn([2, 77, 16]);
+        var noise = data.Randn([2, 16, 3, 3]);
+        var t = data.Rand([2]);
+        using (SeededDropout.Use(dropout.Generator))
+            step.AccumulateGradients(latents, text, noise, t);
+        step.ApplyGradients();
     }
 }
