@@ -52,6 +52,9 @@ param maxReplicas int = 1
 ])
 param modelPrecision string = 'bfloat16'
 
+@description('When the retraining timer checks the scheduled datasets for changed images or captions: a 6-field NCRONTAB expression (seconds first), UTC.')
+param retrainingSchedule string = '0 0 3 * * *'
+
 @description('Durable Task hub name (WUERSTCHEN_TASK_HUB): 3-45 letters and digits, starting with a letter; one hub per environment.')
 @minLength(3)
 @maxLength(45)
@@ -225,6 +228,7 @@ module functionApp 'modules/functionApp.bicep' = {
     modelStorageName: environment.outputs.modelStorageName
     modelsMountPath: modelsMountPath
     modelPrecision: modelPrecision
+    retrainingSchedule: retrainingSchedule
     minReplicas: minReplicas
     maxReplicas: maxReplicas
     ingressExternal: ingressExternal

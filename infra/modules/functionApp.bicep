@@ -74,6 +74,9 @@ param modelsMountPath string
 ])
 param modelPrecision string
 
+@description('The retraining timer\'s schedule (Wuerstchen__Training__Schedule): a 6-field NCRONTAB expression, UTC.')
+param retrainingSchedule string
+
 @description('Replicas kept running even when idle. See infra/README.md, "minReplicas": with the Azure Storage Durable backend, 0 lets in-flight orchestrations stall until the next trigger wakes the app.')
 @minValue(0)
 @maxValue(10)
@@ -263,6 +266,10 @@ resource app 'Microsoft.App/containerApps@2026-03-02-preview' = {
             {
               name: 'Wuerstchen__Bulk__QueueName'
               value: jobsQueueName
+            }
+            {
+              name: 'Wuerstchen__Training__Schedule'
+              value: retrainingSchedule
             }
           ]
           volumeMounts: [

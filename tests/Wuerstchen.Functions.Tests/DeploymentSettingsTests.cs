@@ -5,7 +5,6 @@ using Microsoft.Azure.Functions.Worker;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
-using Wuerstchen.Functions.Bulk;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
@@ -25,6 +24,7 @@ public sealed class DeploymentSettingsTests
         ["Workflows"] = typeof(WorkflowOptions),
         ["Bulk"] = typeof(BulkOptions),
         ["Api"] = typeof(ApiOptions),
+        ["Training"] = typeof(Wuerstchen.Pipeline.Training.TrainingOptions),
     };
 
     private static string RepositoryFile(string relative)
@@ -90,10 +90,15 @@ public sealed class DeploymentSettingsTests
         string hostJson = File.ReadAllText(RepositoryFile("host.json"));
         names.AddRange(Regex.Matches(hostJson, "%([A-Za-z0-9_:]+)%").Select(m => m.Groups[1].Value.Replace(":", "__")));
 
-        var trigger = typeof(BulkFunctions).GetMethod(nameof(BulkFunctions.Accept))!.GetParameters()
-            .Select(p => p.GetCustomAttribute<QueueTriggerAttribute>()).Single(a => a is not null)!;
-        names.Add(Regex.Match(trigger.QueueName, "%(.+)%").Groups[1].Value.Replace(":", "__"));
-        names.AddRange(new[] { "accountName", "credential", "clientId" }.Select(p => $"{trigger.Connection}__{p}"));
+        // Binding expressions (%Setting%) in trigger attributes resolve from app settings only, never from defaults.
+        var parameters = typeof(Program).Assembly.GetTypes().SelectMany(t => t.GetMethods()).SelectMany(m => m.GetParameters()).ToArray();
+        foreach (var queue in parameters.Select(p => p.GetCustomAttribute<QueueTriggerAttribute>()).OfType<QueueTriggerAttribute>())
+        {
+            names.Add(Regex.Match(queue.QueueName, "%(.+)%").Groups[1].Value.Replace(":", "__"));
+            names.AddRange(new[] { "accountName", "credential", "clientId" }.Select(p => $"{queue.Connection}__{p}"));
+        }
+        foreach (var timer in parameters.Select(p => p.GetCustomAttribute<TimerTriggerAttribute>()).OfType<TimerTriggerAttribute>())
+            names.Add(Regex.Match(timer.Schedule, "%(.+)%").Groups[1].Value.Replace(":", "__"));
         return names.Distinct().ToArray();
     }
 
