@@ -30,7 +30,7 @@ print_summary() {
     [ -e "$f" ] || continue
     p=$(grep -o 'passed="[0-9]*"' "$f" | head -1 | grep -o '[0-9]*' || echo 0)
     q=$(grep -o 'failed="[0-9]*"' "$f" | head -1 | grep -o '[0-9]*' || echo 0)
-    s=$(grep -o 'notExecuted="[0-9]*"' "$f" | head -1 | grep -o '[0-9]*' || echo 0)
+    s=$(grep -c 'outcome="NotExecuted"' "$f" || true)
     passed=$((passed + p)); failed=$((failed + q)); skipped=$((skipped + s))
   done
   echo "Tests: $passed passed, $failed failed, $skipped skipped"

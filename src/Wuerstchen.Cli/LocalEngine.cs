@@ -55,6 +55,7 @@ public sealed class LocalEngine : IAsyncDisposable
             ["Wuerstchen:Models:Root"] = settings.ModelsRoot ?? DefaultModelsRoot(),
             ["Wuerstchen:Models:Device"] = settings.Device,
             ["Wuerstchen:Models:Precision"] = settings.Precision,
+            ["Wuerstchen:Models:CacheRoot"] = Path.Combine(Path.GetDirectoryName(DefaultStore())!, "models"),
             ["Wuerstchen:Workflows:Retry:MaxAttempts"] = "2",
             ["Wuerstchen:Workflows:Retry:FirstInterval"] = "00:00:01",
             ["Wuerstchen:Workflows:ProgressInterval"] = "00:00:00.200",

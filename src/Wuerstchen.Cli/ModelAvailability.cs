@@ -21,7 +21,8 @@ public static class ModelAvailability
         var locator = new ModelLocator(Options.Create(new ModelOptions { Root = root }));
         foreach (string model in new[] { settings.PriorModel ?? ModelNames.DefaultPrior, settings.DecoderModel ?? ModelNames.DefaultDecoder })
         {
-            if (Directory.Exists(model) || locator.Exists(model))
+            // Fine-tuned versions live in the store and are materialised when first used.
+            if (Directory.Exists(model) || locator.Exists(model) || FineTunedModels.TryParse(model, out _, out _))
                 continue;
             if (!model.Contains('/'))
             {

@@ -60,6 +60,7 @@ public sealed class TestEnvironment : IAsyncDisposable
             ["Wuerstchen:Storage:Container"] = container,
             ["Wuerstchen:Storage:RootPath"] = useAzurite ? null : temp.File("store"),
             ["Wuerstchen:Models:Root"] = models,
+            ["Wuerstchen:Models:CacheRoot"] = temp.File("model-cache"),
             ["Wuerstchen:Workflows:Retry:MaxAttempts"] = "3",
             ["Wuerstchen:Workflows:Retry:FirstInterval"] = "00:00:00.100",
             ["Wuerstchen:Workflows:ProgressInterval"] = "00:00:00.050",

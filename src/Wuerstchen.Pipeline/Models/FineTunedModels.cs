@@ -40,8 +40,9 @@ public sealed record ModelVersion
 /// (<c>models/{id}/prior/</c> with the EMA weights, <c>models/{id}/prior-raw/</c> with the raw ones, each a
 /// <c>config.json</c> and <c>diffusion_pytorch_model.safetensors</c>). The name <c>finetuned/{id}</c> (or
 /// <c>finetuned/{id}/raw</c>) is materialised once into a prior pipeline folder under
-/// <c>{model root}/finetuned/{id}/{ema|raw}</c>: the version's prior (checksums verified) beside links to its base
-/// prior's text encoder, tokenizer and scheduler.
+/// <c>{cache root}/{store}/finetuned/{id}/{ema|raw}</c> (the cache root is writable, unlike a mounted model root; the
+/// store's hash keeps versions of different stores apart): the version's prior (checksums verified) beside links to
+/// its base prior's text encoder, tokenizer and scheduler.
 /// </summary>
 public sealed class FineTunedModels(IBlobStore store, IOptions<ModelOptions> options)
 {
@@ -78,8 +79,12 @@ public sealed class FineTunedModels(IBlobStore store, IOptions<ModelOptions> opt
     }
 
     /// <summary>The folder a version name materialises into.</summary>
-    public string LocalFolder(string versionId, bool raw) =>
-        Path.Combine(Path.GetFullPath(options.Value.Root), "finetuned", versionId, raw ? "raw" : "ema");
+    public string LocalFolder(string versionId, bool raw)
+    {
+        string cache = options.Value.CacheRoot is { Length: > 0 } root ? root : Path.Combine(Path.GetTempPath(), "wuerstchen-models");
+        string storeKey = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(store.Description)))[..12];
+        return Path.Combine(Path.GetFullPath(cache), storeKey, "finetuned", versionId, raw ? "raw" : "ema");
+    }
 
     public async Task<ModelVersion?> GetAsync(string versionId, CancellationToken cancellationToken)
     {

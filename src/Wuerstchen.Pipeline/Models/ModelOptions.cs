@@ -14,6 +14,12 @@ public sealed class ModelOptions
     /// <summary>Explicit folders for model names, looked up before <see cref="Root"/> (e.g. a checkout of a model elsewhere).</summary>
     public IDictionary<string, string> Paths { get; set; } = new Dictionary<string, string>(StringComparer.Ordinal);
 
+    /// <summary>
+    /// A writable local folder where fine-tuned versions are materialised from the store before they load (the model
+    /// root may be a read-only mount). Default: <c>wuerstchen-models</c> in the system's temp folder.
+    /// </summary>
+    public string? CacheRoot { get; set; }
+
     /// <summary><c>cpu</c> or <c>cuda</c>.</summary>
     public string Device { get; set; } = "cpu";
 
