@@ -112,7 +112,9 @@ public sealed class FineTuneTests
         byte[] raw = await GenerateAsync(environment, version.RawName);
         Assert.NotEqual(baseImage, tuned);
         Assert.NotEqual(tuned, raw);
-        Assert.True(Directory.Exists(Path.Combine(environment.Services.GetRequiredService<IOptions<Pipeline.Models.ModelOptions>>().Value.Root, "finetuned", status.RunId!, "ema")));
+        string materialised = environment.Services.GetRequiredService<Pipeline.Models.FineTunedModels>().LocalFolder(status.RunId!, raw: false);
+        Assert.True(Directory.Exists(materialised), $"{materialised} was not materialised");
+        Assert.StartsWith(environment.Services.GetRequiredService<IOptions<Pipeline.Models.ModelOptions>>().Value.CacheRoot!, materialised);
     }
 
     /// <summary>The blog's recipe with every random path in use: caption dropout, model dropout, accumulation, warm-up, EMA.</summary>
