@@ -1,7 +1,5 @@
 using System.Globalization;
-using System.Text.Json;
 using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
@@ -18,15 +16,13 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
     public const string IdempotencyHeader = "Idempotency-Key";
     private const int MaxIdempotencyKeyLength = 200;
 
-    internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
-
     [Function("StartGeneration")]
     public async Task<IActionResult> Start(
         [HttpTrigger(AuthorizationLevel.Function, "post", Route = "generations")] HttpRequest request,
         [DurableClient] DurableTaskClient client,
         CancellationToken cancellationToken)
     {
-        var (body, bodyError) = await ReadBodyAsync<GenerationRequest>(request, cancellationToken);
+        var (body, bodyError) = await HttpResults.ReadBodyAsync<GenerationRequest>(request, cancellationToken);
         if (bodyError is not null)
             return bodyError;
         if (!TryReadIdempotencyKey(request, out string? key, out var keyError))
@@ -74,7 +70,7 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
         string id,
         CancellationToken cancellationToken)
     {
-        var (body, bodyError) = await ReadBodyAsync<RedecodeRequest>(request, cancellationToken, allowEmpty: true);
+        var (body, bodyError) = await HttpResults.ReadBodyAsync<RedecodeRequest>(request, cancellationToken, allowEmpty: true);
         if (bodyError is not null)
             return bodyError;
         if (!TryReadIdempotencyKey(request, out string? key, out var keyError))
@@ -102,11 +98,7 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
         switch (outcome.Disposition)
         {
             case StartDisposition.Invalid:
-                return new BadRequestObjectResult(new ValidationProblemDetails(outcome.Errors!.ToDictionary(e => e.Key, e => e.Value))
-                {
-                    Title = "The request has invalid fields.",
-                    Status = StatusCodes.Status400BadRequest,
-                });
+                return HttpResults.Invalid(outcome.Errors!);
             case StartDisposition.Conflict:
                 return Problem(StatusCodes.Status409Conflict, $"The {IdempotencyHeader} was already used for a different request.");
             case StartDisposition.NotFound:
@@ -124,26 +116,6 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
         return new AcceptedResult(StatusUrl(request, id), new { id, statusUrl = StatusUrl(request, id), existing = outcome.Disposition == StartDisposition.Existing });
     }
 
-    private static async Task<(T? Body, IActionResult? Error)> ReadBodyAsync<T>(HttpRequest request, CancellationToken cancellationToken, bool allowEmpty = false) where T : class
-    {
-        if (allowEmpty && request.ContentLength is null or 0)
-            return (null, null);
-        try
-        {
-            var body = await JsonSerializer.DeserializeAsync<T>(request.Body, Json, cancellationToken);
-            return (body, null);
-        }
-        catch (JsonException e)
-        {
-            string field = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "body" : e.Path.TrimStart('$', '.');
-            return (null, new BadRequestObjectResult(new ValidationProblemDetails(new Dictionary<string, string[]>
-            {
-                [field] = [$"The body is not valid JSON for this request: {e.Message}"],
-            })
-            { Title = "The request body could not be read.", Status = StatusCodes.Status400BadRequest }));
-        }
-    }
-
     private static bool TryReadIdempotencyKey(HttpRequest request, out string? key, out IActionResult? error)
     {
         key = request.Headers[IdempotencyHeader].FirstOrDefault();
@@ -152,11 +124,7 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
             return true;
         if (key.Length is 0 or > MaxIdempotencyKeyLength)
         {
-            error = new BadRequestObjectResult(new ValidationProblemDetails(new Dictionary<string, string[]>
-            {
-                [IdempotencyHeader] = [$"The key must have 1 … {MaxIdempotencyKeyLength} characters."],
-            })
-            { Title = "The request has invalid fields.", Status = StatusCodes.Status400BadRequest });
+            error = HttpResults.Invalid(IdempotencyHeader, $"The key must have 1 … {MaxIdempotencyKeyLength} characters.");
             return false;
         }
         return true;
@@ -172,23 +140,18 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
         double max = options.Value.MaxWait.TotalSeconds;
         if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) || seconds < 0 || seconds > max)
         {
-            error = new BadRequestObjectResult(new ValidationProblemDetails(new Dictionary<string, string[]>
-            {
-                ["wait"] = [$"'{text}' is not a number of seconds in 0 … {max}."],
-            })
-            { Title = "The request has invalid fields.", Status = StatusCodes.Status400BadRequest });
+            error = HttpResults.Invalid("wait", $"'{text}' is not a number of seconds in 0 … {max}.");
             return false;
         }
         wait = TimeSpan.FromSeconds(seconds);
         return true;
     }
 
-    internal static string StatusUrl(HttpRequest request, string id) => $"{request.Scheme}://{request.Host}/api/generations/{id}";
+    internal static string StatusUrl(HttpRequest request, string id) => HttpResults.Url(request, $"generations/{id}");
 
     private static ObjectResult NotFound(string id) => Problem(StatusCodes.Status404NotFound, $"Generation '{id}' does not exist.");
 
-    private static ObjectResult Problem(int status, string detail) =>
-        new(new ProblemDetails { Status = status, Detail = detail, Title = ReasonPhrases.GetReasonPhrase(status) }) { StatusCode = status };
+    private static ObjectResult Problem(int status, string detail) => HttpResults.Problem(status, detail);
 }
 
 /// <summary>The JSON a client sees for a generation.</summary>

@@ -1,7 +1,5 @@
-using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
-using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Options;
@@ -16,38 +14,21 @@ namespace Wuerstchen.Functions.Training;
 /// <summary>The fine-tuning HTTP API: start, status, latest grid, cancel, and the model versions. Thin: <see cref="FineTuneService"/> does the work.</summary>
 public sealed class FineTuneHttpFunctions(FineTuneService fineTunes, IBlobStore store, IOptions<ApiOptions> options)
 {
-    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
-
     [Function("StartFineTune")]
     public async Task<IActionResult> Start(
         [HttpTrigger(AuthorizationLevel.Function, "post", Route = "finetunes")] HttpRequest request,
         [DurableClient] DurableTaskClient client,
         CancellationToken cancellationToken)
     {
-        FineTuneRequest? body;
-        try
-        {
-            body = await JsonSerializer.DeserializeAsync<FineTuneRequest>(request.Body, Json, cancellationToken);
-        }
-        catch (JsonException e)
-        {
-            string field = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "body" : e.Path.TrimStart('$', '.');
-            return new BadRequestObjectResult(new ValidationProblemDetails(new Dictionary<string, string[]>
-            {
-                [field] = [$"The body is not valid JSON for this request: {e.Message}"],
-            })
-            { Title = "The request body could not be read.", Status = StatusCodes.Status400BadRequest });
-        }
+        var (body, bodyError) = await HttpResults.ReadBodyAsync<FineTuneRequest>(request, cancellationToken);
+        if (bodyError is not null)
+            return bodyError;
 
         var outcome = await fineTunes.StartAsync(client, body, cancellationToken);
         switch (outcome.Disposition)
         {
             case StartDisposition.Invalid:
-                return new BadRequestObjectResult(new ValidationProblemDetails(outcome.Errors!.ToDictionary(e => e.Key, e => e.Value))
-                {
-                    Title = "The request has invalid fields.",
-                    Status = StatusCodes.Status400BadRequest,
-                });
+                return HttpResults.Invalid(outcome.Errors!);
             case StartDisposition.Conflict:
                 return Problem(StatusCodes.Status409Conflict, $"Run '{outcome.GenerationId}' already exists with another dataset or recipe.");
         }
@@ -105,12 +86,11 @@ public sealed class FineTuneHttpFunctions(FineTuneService fineTunes, IBlobStore 
         return new OkObjectResult(new ModelListResponse(versions.Select(ModelVersionResponse.From).ToArray()));
     }
 
-    internal static string StatusUrl(HttpRequest request, string id) => $"{request.Scheme}://{request.Host}/api/finetunes/{id}";
+    internal static string StatusUrl(HttpRequest request, string id) => HttpResults.Url(request, $"finetunes/{id}");
 
     private static ObjectResult NotFound(string id) => Problem(StatusCodes.Status404NotFound, $"Fine-tune '{id}' does not exist.");
 
-    private static ObjectResult Problem(int status, string detail) =>
-        new(new ProblemDetails { Status = status, Detail = detail, Title = ReasonPhrases.GetReasonPhrase(status) }) { StatusCode = status };
+    private static ObjectResult Problem(int status, string detail) => HttpResults.Problem(status, detail);
 }
 
 /// <summary>The JSON a client sees for a fine-tune.</summary>

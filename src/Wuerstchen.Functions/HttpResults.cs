@@ -1,0 +1,41 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.AspNetCore.WebUtilities;
+
+namespace Wuerstchen.Functions;
+
+/// <summary>Request bodies and RFC 7807 answers shared by the HTTP triggers.</summary>
+internal static class HttpResults
+{
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    /// <summary>The JSON body as <typeparamref name="T"/>, or a 400 naming the field where reading it failed.</summary>
+    public static async Task<(T? Body, IActionResult? Error)> ReadBodyAsync<T>(HttpRequest request, CancellationToken cancellationToken, bool allowEmpty = false) where T : class
+    {
+        if (allowEmpty && request.ContentLength is null or 0)
+            return (null, null);
+        try
+        {
+            return (await JsonSerializer.DeserializeAsync<T>(request.Body, Json, cancellationToken), null);
+        }
+        catch (JsonException e)
+        {
+            string field = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "body" : e.Path.TrimStart('$', '.');
+            return (null, Invalid(new Dictionary<string, string[]> { [field] = [$"The body is not valid JSON for this request: {e.Message}"] },
+                "The request body could not be read."));
+        }
+    }
+
+    public static BadRequestObjectResult Invalid(IReadOnlyDictionary<string, string[]> errors, string title = "The request has invalid fields.") =>
+        new(new ValidationProblemDetails(errors.ToDictionary(e => e.Key, e => e.Value)) { Title = title, Status = StatusCodes.Status400BadRequest });
+
+    public static BadRequestObjectResult Invalid(string field, string message) =>
+        Invalid(new Dictionary<string, string[]> { [field] = [message] });
+
+    public static ObjectResult Problem(int status, string detail) =>
+        new(new ProblemDetails { Status = status, Detail = detail, Title = ReasonPhrases.GetReasonPhrase(status) }) { StatusCode = status };
+
+    /// <summary>An absolute URL of this app: <c>{scheme}://{host}/api/{path}</c>.</summary>
+    public static string Url(HttpRequest request, string path) => $"{request.Scheme}://{request.Host}/api/{path}";
+}
