@@ -53,7 +53,7 @@ public sealed class BulkCommand : AsyncCommand<BulkCommand.Settings>
         await using var engine = await LocalEngine.StartAsync(settings, new Dictionary<string, string?>
         {
             ["Wuerstchen:Bulk:BatchSize"] = settings.BatchSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        });
+        }, cancellationToken);
 
         var jobSettings = settings.ToRequest(engine);
         string jobId = settings.JobId ?? DefaultJobId(lines, jobSettings);

@@ -103,7 +103,7 @@ public sealed class FineTuneCommand : AsyncCommand<FineTuneCommand.Settings>
             if (isFolder)
                 extra[$"Wuerstchen:Models:Paths:{name}"] = name;
         }
-        await using var engine = await LocalEngine.StartAsync(settings, extra);
+        await using var engine = await LocalEngine.StartAsync(settings, extra, cancellationToken);
         var service = engine.Services.GetRequiredService<FineTuneService>();
         var request = new FineTuneRequest
         {

@@ -29,7 +29,7 @@ public sealed class GenerateCommand : AsyncCommand<GenerateCommand.Settings>
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         await ModelAvailability.EnsureAsync(settings, cancellationToken);
-        await using var engine = await LocalEngine.StartAsync(settings);
+        await using var engine = await LocalEngine.StartAsync(settings, extra: null, cancellationToken);
         var service = engine.Services.GetRequiredService<GenerationService>();
         var request = settings.ToRequest(engine) with
         {

@@ -6,6 +6,7 @@ using Microsoft.Extensions.Logging;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Storage;
 using Wuerstchen.Workflows;
+using Wuerstchen.Workflows.Embedded;
 
 namespace Wuerstchen.Cli;
 
@@ -48,7 +49,7 @@ public sealed class LocalEngine : IAsyncDisposable
             ? cache
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "wuerstchen", "store");
 
-    public static async Task<LocalEngine> StartAsync(EngineSettings settings, IDictionary<string, string?>? extra = null)
+    public static async Task<LocalEngine> StartAsync(EngineSettings settings, IDictionary<string, string?>? extra, CancellationToken cancellationToken)
     {
         var values = new Dictionary<string, string?>
         {
@@ -93,8 +94,8 @@ public sealed class LocalEngine : IAsyncDisposable
         // keep its chatter out of the command's output unless asked for.
         if (Environment.GetEnvironmentVariable(SidecarLogLevelVariable) is null)
             Environment.SetEnvironmentVariable(SidecarLogLevelVariable, settings.Verbose ? "Information" : "Warning");
-        var durable = await DurableTaskTestHost.StartAsync(registry => registry.AddWuerstchenWorkflows(provider),
-            new DurableTaskTestHostOptions { LoggerFactory = provider.GetRequiredService<ILoggerFactory>() });
+        var durable = await EmbeddedDurableEngine.StartAsync(registry => registry.AddWuerstchenWorkflows(provider),
+            provider.GetRequiredService<ILoggerFactory>(), cancellationToken);
         return new LocalEngine(provider, durable, prior, decoder);
     }
 

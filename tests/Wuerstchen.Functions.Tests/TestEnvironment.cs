@@ -10,6 +10,7 @@ using Wuerstchen.Functions.Generation;
 using Wuerstchen.Models.Tests;
 using Wuerstchen.Pipeline.Storage;
 using Wuerstchen.Workflows;
+using Wuerstchen.Workflows.Embedded;
 using Wuerstchen.Workflows.Generation;
 
 namespace Wuerstchen.Functions.Tests;
@@ -78,7 +79,7 @@ public sealed class TestEnvironment : IAsyncDisposable
         configure?.Invoke(services);
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
 
-        var durable = await DurableTaskTestHost.StartAsync(registry =>
+        var durable = await EmbeddedDurableEngine.StartAsync(registry =>
         {
             registry.AddWuerstchenWorkflows(provider);
             register?.Invoke(registry, provider);
