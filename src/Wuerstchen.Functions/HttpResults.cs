@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.WebUtilities;
+using Wuerstchen.Pipeline.Storage;
 
 namespace Wuerstchen.Functions;
 
@@ -35,6 +36,15 @@ internal static class HttpResults
 
     public static ObjectResult Problem(int status, string detail) =>
         new(new ProblemDetails { Status = status, Detail = detail, Title = ReasonPhrases.GetReasonPhrase(status) }) { StatusCode = status };
+
+    /// <summary>A PNG blob as a short-lived read link (when configured and the store can sign one) or as the bytes.</summary>
+    public static async Task<IActionResult> PngAsync(IBlobStore store, string blob, ApiOptions options, string fileName, CancellationToken cancellationToken)
+    {
+        if (options.ImageDelivery == ImageDelivery.Link &&
+            await store.GetReadUriAsync(blob, options.LinkLifetime, cancellationToken) is { } link)
+            return new RedirectResult(link.ToString(), permanent: false);
+        return new FileStreamResult(await store.OpenReadAsync(blob, cancellationToken), "image/png") { FileDownloadName = fileName };
+    }
 
     /// <summary>An absolute URL of this app: <c>{scheme}://{host}/api/{path}</c>.</summary>
     public static string Url(HttpRequest request, string path) => $"{request.Scheme}://{request.Host}/api/{path}";

@@ -56,11 +56,7 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
         string? blob = await generations.ImageBlobAsync(client, id, index, cancellationToken);
         if (blob is null)
             return Problem(StatusCodes.Status404NotFound, $"Generation '{id}' has no image {index} (unknown, not finished, or out of range).");
-        if (options.Value.ImageDelivery == ImageDelivery.Link &&
-            await store.GetReadUriAsync(blob, options.Value.LinkLifetime, cancellationToken) is { } link)
-            return new RedirectResult(link.ToString(), permanent: false);
-        var stream = await store.OpenReadAsync(blob, cancellationToken);
-        return new FileStreamResult(stream, "image/png") { FileDownloadName = $"{id}-{index}.png" };
+        return await HttpResults.PngAsync(store, blob, options.Value, $"{id}-{index}.png", cancellationToken);
     }
 
     [Function("RedecodeGeneration")]

@@ -57,10 +57,7 @@ public sealed class FineTuneHttpFunctions(FineTuneService fineTunes, IBlobStore 
         var status = await fineTunes.GetStatusAsync(client, id, cancellationToken);
         if (status?.LatestGrid is not { } grid)
             return Problem(StatusCodes.Status404NotFound, $"Fine-tune '{id}' has no validation grid (unknown, or no chunk finished yet).");
-        if (options.Value.ImageDelivery == ImageDelivery.Link &&
-            await store.GetReadUriAsync(grid, options.Value.LinkLifetime, cancellationToken) is { } link)
-            return new RedirectResult(link.ToString(), permanent: false);
-        return new FileStreamResult(await store.OpenReadAsync(grid, cancellationToken), "image/png") { FileDownloadName = $"{id}-grid.png" };
+        return await HttpResults.PngAsync(store, grid, options.Value, $"{id}-grid.png", cancellationToken);
     }
 
     [Function("CancelFineTune")]
