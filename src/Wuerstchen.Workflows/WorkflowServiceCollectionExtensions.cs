@@ -25,9 +25,9 @@ public static class WorkflowServiceCollectionExtensions
         services.AddWuerstchenStorage(configuration);
         services.AddOptions<ModelOptions>().Bind(configuration.GetSection(ModelOptions.Section)).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ModelOptions>, ModelOptionsValidator>());
-        services.AddOptions<GenerationLimits>().Bind(configuration.GetSection(GenerationLimits.Section));
-        services.AddOptions<WorkflowOptions>().Bind(configuration.GetSection(WorkflowOptions.Section));
-        services.AddOptions<BulkOptions>().Bind(configuration.GetSection(BulkOptions.Section));
+        services.AddOptions<GenerationLimits>().Bind(configuration.GetSection(GenerationLimits.Section)).ValidateOnStart();
+        services.AddOptions<WorkflowOptions>().Bind(configuration.GetSection(WorkflowOptions.Section)).ValidateOnStart();
+        services.AddOptions<BulkOptions>().Bind(configuration.GetSection(BulkOptions.Section)).ValidateOnStart();
         services.AddOptions<TrainingOptions>().Bind(configuration.GetSection(TrainingOptions.Section)).ValidateOnStart();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TrainingOptions>, TrainingOptionsValidator>());
 
