@@ -23,7 +23,7 @@ deployment=wuerstchen
 check_quota=1
 role_wait=${WUERSTCHEN_ROLE_WAIT_SECONDS:-300}
 
-usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 2; }
 fail() { echo "deploy: error: $*" >&2; exit 1; }
 note() { echo "deploy: $*"; }
 

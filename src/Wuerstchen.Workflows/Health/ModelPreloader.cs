@@ -93,7 +93,7 @@ public sealed partial class ModelPreloader(IServiceProvider services, IOptions<P
 
     private static DeviceType DeviceOf(torch.nn.Module module) => module.parameters().First().device_type;
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Preloaded {Count} model pipelines in {Seconds:F1} s; the replica reports ready")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Preloaded {Count} model pipelines in {Seconds:F1} s; they are resident for readiness")]
     private partial void LogCompleted(int count, double seconds);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Preload failed, the replica stays not ready: {Error}")]
