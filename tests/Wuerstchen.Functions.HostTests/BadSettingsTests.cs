@@ -92,7 +92,7 @@ public sealed class BadSettingsTests(BadSettingsFixture fixture)
     {
         try
         {
-            using var response = await host.Http.GetAsync("api/health", TestContext.Current.CancellationToken);
+            using var response = await host.Http.GetAsync("api/health/live", TestContext.Current.CancellationToken);
             Assert.True(response.StatusCode != HttpStatusCode.OK, $"the app serves requests despite the bad setting (log: {host.Log.Path})");
         }
         catch (HttpRequestException)

@@ -32,7 +32,10 @@ public static class Routes
         new("GET", $"finetunes/{UnknownFineTune}/grid", "GetFineTuneGrid"),
         new("DELETE", $"finetunes/{UnknownFineTune}", "CancelFineTune"),
         new("GET", "models", "ListModels"),
-        // The health endpoint as it is on main today (a single liveness route); the liveness/readiness/startup probes add a line each.
+        // The container platform's probes and the health report: anonymous (the platform sends no key).
+        new("GET", "health/live", "HealthLive", Anonymous: true),
+        new("GET", "health/startup", "HealthStartup", Anonymous: true),
+        new("GET", "health/ready", "HealthReady", Anonymous: true),
         new("GET", "health", "Health", Anonymous: true),
     ];
 

@@ -32,7 +32,7 @@ public sealed class StartupTests(HostFixture host)
         Assert.True(status["errors"] is null || status["errors"]!.AsArray().Count == 0, status.ToJsonString());
         Assert.DoesNotContain(host.Host.Logs[0].Entries, e => e.Message.Contains("A host error has occurred", StringComparison.Ordinal)
                                                             || e.Message.StartsWith("Language Worker Process exited", StringComparison.Ordinal));
-        Timings.Record("first host start (launch → app answering /api/health)", host.FirstStart);
+        Timings.Record("first host start (launch → readiness probe answering 200)", host.FirstStart);
     }
 
     [Fact]

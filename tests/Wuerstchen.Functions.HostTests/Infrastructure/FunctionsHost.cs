@@ -81,9 +81,10 @@ public sealed class FunctionsHost : IAsyncDisposable
 
     /// <summary>
     /// Waits until the host runs the app: the host says Running, lists the app's functions, and <paramref name="probe"/>
-    /// answers 200 (the first requests after start-up can fail while the worker's HTTP pipeline comes up).
+    /// (the readiness probe: the store answers, the default models are resident) answers 200. The first requests after
+    /// start-up can fail while the worker's HTTP pipeline comes up.
     /// </summary>
-    public async Task WaitUntilReadyAsync(TimeSpan timeout, string probe = "api/health")
+    public async Task WaitUntilReadyAsync(TimeSpan timeout, string probe = "api/health/ready")
     {
         var clock = Stopwatch.StartNew();
         string last = "nothing yet";
