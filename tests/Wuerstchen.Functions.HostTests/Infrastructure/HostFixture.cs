@@ -76,15 +76,7 @@ public sealed class HostFixture : IAsyncLifetime
     }
 
     /// <summary>A folder laid out like a deployment's model root, the published names pointing at the fixture models.</summary>
-    public static string ModelRoot(TempDirectory temp)
-    {
-        string root = temp.File("models");
-        Directory.CreateDirectory(Path.Combine(root, "warp-ai"));
-        Directory.CreateSymbolicLink(Path.Combine(root, "warp-ai", "wuerstchen-prior"), ParityFixtures.PathOf("models/prior-pipeline"));
-        Directory.CreateSymbolicLink(Path.Combine(root, "warp-ai", "wuerstchen"), ParityFixtures.PathOf("models/decoder-pipeline"));
-        Directory.CreateSymbolicLink(Path.Combine(root, "effnet"), ParityFixtures.PathOf("models/effnet"));
-        return root;
-    }
+    public static string ModelRoot(TempDirectory temp) => FixtureModelRoot.Create(temp.File("models"));
 
     private static int _cleaned;
 
