@@ -106,13 +106,13 @@ public sealed class DurabilityTests(HostFixture host)
         int from = host.Host.Log.Count;
         await host.JsonAsync(HttpMethod.Post, "finetunes", "StartFineTune", FineTunes.Request(runId, stepsPerChunk: chunk), HttpStatusCode.Accepted);
 
-        // The first chunk's length, from the host's log, tells when the second one is half done.
+        // The first chunk's length, from the host's log, tells when the second one is well under way.
         bool ChunkStarted(LogEntry e) => e.Message.StartsWith($"{runId}: Function 'TrainFineTuneChunk (Activity)' started", StringComparison.Ordinal);
         var firstStart = await host.Host.Log.WaitForAsync(ChunkStarted, TimeSpan.FromMinutes(3), "the first training chunk", from);
         var firstEnd = await host.Host.Log.WaitForAsync(e => e.Message.StartsWith($"{runId}: Function 'TrainFineTuneChunk (Activity)' completed", StringComparison.Ordinal),
             TimeSpan.FromMinutes(3), "the end of the first training chunk", firstStart.Sequence);
         var secondStart = await host.Host.Log.WaitForAsync(ChunkStarted, TimeSpan.FromMinutes(3), "the second training chunk", firstEnd.Sequence);
-        await Task.Delay((firstEnd.At - firstStart.At) / 2, Token);
+        await Task.Delay((firstEnd.At - firstStart.At) * 0.4, Token);
 
         Assert.NotNull(await host.ReadTextAsync($"training/runs/{runId}/checkpoints/{chunk:D8}/manifest.json"));
         Assert.True(host.Host.Log.Entries.Skip(secondStart.Sequence).All(e => !e.Message.StartsWith($"{runId}: Function 'TrainFineTuneChunk (Activity)' completed", StringComparison.Ordinal)),

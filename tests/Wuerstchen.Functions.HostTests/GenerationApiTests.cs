@@ -36,7 +36,8 @@ public sealed class GenerationApiTests(HostFixture host)
         var done = await host.JsonAsync(HttpMethod.Post, "generations?wait=60", "StartGeneration", Small("a lighthouse at dusk", 41));
         string id = done.Text("id");
         Assert.Equal("Completed", done.Text("status"));
-        // Links name this host, as WEBSITE_HOSTNAME tells the app.
+        // Links name this host: WEBSITE_HOSTNAME, which start-host.sh sets to 127.0.0.1:{port} as Core Tools does (Azure
+        // sets the app's own host name).
         Assert.Equal([$"http://127.0.0.1:{host.Host.Port}/api/generations/{id}/images/0"], done.Items("images").Select(i => i.GetValue<string>()));
 
         var status = await host.JsonAsync(HttpMethod.Get, $"generations/{id}", "GetGeneration");

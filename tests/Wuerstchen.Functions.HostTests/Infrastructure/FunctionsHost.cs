@@ -76,6 +76,7 @@ public sealed class FunctionsHost : IAsyncDisposable
         process.ErrorDataReceived += (_, e) => log.Add(e.Data, isError: true);
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
+        _process?.Dispose();
         _process = process;
     }
 
