@@ -22,7 +22,7 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
         [DurableClient] DurableTaskClient client,
         CancellationToken cancellationToken)
     {
-        var (body, bodyError) = await HttpResults.ReadBodyAsync<GenerationRequest>(request, cancellationToken);
+        var (body, bodyError) = await HttpResults.ReadBodyAsync<GenerationRequest>(request, options.Value.MaxBodyBytes, cancellationToken);
         if (bodyError is not null)
             return bodyError;
         if (!TryReadIdempotencyKey(request, out string? key, out var keyError))
@@ -66,7 +66,7 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
         string id,
         CancellationToken cancellationToken)
     {
-        var (body, bodyError) = await HttpResults.ReadBodyAsync<RedecodeRequest>(request, cancellationToken, allowEmpty: true);
+        var (body, bodyError) = await HttpResults.ReadBodyAsync<RedecodeRequest>(request, options.Value.MaxBodyBytes, cancellationToken, allowEmpty: true);
         if (bodyError is not null)
             return bodyError;
         if (!TryReadIdempotencyKey(request, out string? key, out var keyError))
@@ -134,7 +134,7 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
         if (text is null)
             return true;
         double max = options.Value.MaxWait.TotalSeconds;
-        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) || seconds < 0 || seconds > max)
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) || !double.IsFinite(seconds) || seconds < 0 || seconds > max)
         {
             error = HttpResults.Invalid("wait", $"'{text}' is not a number of seconds in 0 … {max}.");
             return false;

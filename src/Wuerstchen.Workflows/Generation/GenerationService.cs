@@ -60,6 +60,14 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
         ? "gen-" + Guid.NewGuid().ToString("N")
         : "gen-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(idempotencyKey)))[..32];
 
+    /// <summary>
+    /// Whether <paramref name="id"/> could be an instance id this service makes (ASCII letters, digits, '-' and '_', at
+    /// most 128): checked before any blob name is built from it, so '..', '.wuerstchen', '\\' or a control character in
+    /// a URL never reach the store.
+    /// </summary>
+    public static bool IsWellFormedId(string? id) =>
+        id is { Length: > 0 and <= 128 } && char.IsAsciiLetterOrDigit(id[0]) && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
+
     public async Task<StartOutcome> StartAsync(DurableTaskClient client, GenerationRequest? request, string? idempotencyKey, CancellationToken cancellationToken)
     {
         var validated = GenerationRequestValidator.Validate(request, limits.Value, models.Exists, modelOptions.Value.Precision);
@@ -72,6 +80,8 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
     /// <summary>Runs Stage B and A again on generation <paramref name="sourceId"/>'s Stage C latents with other decoder settings.</summary>
     public async Task<StartOutcome> RedecodeAsync(DurableTaskClient client, string sourceId, RedecodeRequest? request, string? idempotencyKey, CancellationToken cancellationToken)
     {
+        if (!IsWellFormedId(sourceId))
+            return new StartOutcome(StartDisposition.NotFound, null);
         GenerationBatch source;
         try
         {
