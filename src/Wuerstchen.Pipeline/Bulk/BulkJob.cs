@@ -35,8 +35,6 @@ public sealed record BulkJobRejection(string Reason);
 
 public static partial class BulkJobParser
 {
-    public const int MaxInlinePrompts = 10_000;
-
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
         UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow,
@@ -45,8 +43,11 @@ public static partial class BulkJobParser
     [GeneratedRegex("^[a-z0-9][a-z0-9-]{0,62}$")]
     private static partial Regex JobIdPattern();
 
-    /// <summary>Parses and checks a queue message; a message that can never succeed yields a rejection naming the problem.</summary>
-    public static (BulkJob? Job, BulkJobRejection? Rejection) Parse(string message)
+    /// <summary>
+    /// Parses and checks a queue message; a message that can never succeed yields a rejection naming the problem. Inline
+    /// prompts stop being read at the first one past <paramref name="maxPrompts"/> (<c>Wuerstchen:Bulk:MaxPrompts</c>).
+    /// </summary>
+    public static (BulkJob? Job, BulkJobRejection? Rejection) Parse(string message, int maxPrompts)
     {
         JsonDocument document;
         try
@@ -100,14 +101,16 @@ public static partial class BulkJobParser
                 int index = 0;
                 foreach (var element in promptsElement.EnumerateArray())
                 {
+                    if (index == maxPrompts)
+                        return (null, new BulkJobRejection($"prompts must hold 1 … {maxPrompts} prompts; got more."));
                     var (prompt, problem) = ParsePrompt(element);
                     if (problem is not null)
                         return (null, new BulkJobRejection($"prompts[{index}]: {problem}"));
                     prompts.Add(prompt!);
                     index++;
                 }
-                if (prompts.Count == 0 || prompts.Count > MaxInlinePrompts)
-                    return (null, new BulkJobRejection($"prompts must hold 1 … {MaxInlinePrompts} prompts; got {prompts.Count}."));
+                if (prompts.Count == 0)
+                    return (null, new BulkJobRejection($"prompts must hold 1 … {maxPrompts} prompts; got none."));
             }
 
             return (new BulkJob { JobId = jobId, Settings = settings, Prompts = prompts, PromptsBlob = promptsBlob }, null);

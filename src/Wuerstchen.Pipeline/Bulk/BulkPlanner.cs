@@ -107,6 +107,37 @@ public static class BulkPlanner
         return prompts;
     }
 
+    /// <summary>
+    /// Counts the prompts (non-blank lines) of a JSONL prompt file without keeping any of it, stopping once the count
+    /// passes <paramref name="maxPrompts"/>: memory stays one buffer whatever the file's size or line lengths.
+    /// </summary>
+    /// <returns>The count, or <paramref name="maxPrompts"/> + 1 when the file holds more.</returns>
+    public static async Task<int> CountPromptLinesAsync(Stream stream, int maxPrompts, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[1 << 16];
+        int count = 0;
+        bool lineHasText = false;
+        int read;
+        while ((read = await stream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            for (int i = 0; i < read; i++)
+            {
+                byte b = buffer[i];
+                if (b == (byte)'\n')
+                {
+                    if (lineHasText && ++count > maxPrompts)
+                        return count;
+                    lineHasText = false;
+                }
+                else if (b is not ((byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\f' or (byte)'\v'))
+                {
+                    lineHasText = true;
+                }
+            }
+        }
+        return lineHasText ? count + 1 : count;
+    }
+
     private static long DefaultBaseSeed(string jobId) =>
         (long)(BitConverter.ToUInt64(SHA256.HashData(Encoding.UTF8.GetBytes(jobId))) & GenerationRequestValidator.MaxSeed);
 }
