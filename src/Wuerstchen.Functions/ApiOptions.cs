@@ -23,4 +23,10 @@ public sealed class ApiOptions
 
     /// <summary>The largest request body read; a larger one is answered 413 before the rest of it is read.</summary>
     public long MaxBodyBytes { get; set; } = 1 << 20;
+
+    /// <summary>
+    /// Whether the app sits behind App Service / Container Apps built-in authentication, which sets (and strips
+    /// client-sent) <c>X-MS-CLIENT-PRINCIPAL-*</c> headers: only then do they scope idempotency keys.
+    /// </summary>
+    public bool TrustClientPrincipalHeaders { get; set; }
 }

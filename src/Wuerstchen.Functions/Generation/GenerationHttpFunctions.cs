@@ -112,17 +112,19 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
         return new AcceptedResult(StatusUrl(request, id), new { id, statusUrl = StatusUrl(request, id), existing = outcome.Disposition == StartDisposition.Existing });
     }
 
-    private static bool TryReadIdempotencyKey(HttpRequest request, out string? key, out IActionResult? error)
+    /// <summary>The Idempotency-Key header, scoped to the caller (<see cref="CallerIdentity"/>) so keys never cross callers.</summary>
+    private bool TryReadIdempotencyKey(HttpRequest request, out string? key, out IActionResult? error)
     {
         key = request.Headers[IdempotencyHeader].FirstOrDefault();
         error = null;
         if (key is null)
             return true;
-        if (key.Length is 0 or > MaxIdempotencyKeyLength)
+        if (key.Length is 0 or > MaxIdempotencyKeyLength || !key.All(c => c is >= ' ' and <= '~'))
         {
-            error = HttpResults.Invalid(IdempotencyHeader, $"The key must have 1 … {MaxIdempotencyKeyLength} characters.");
+            error = HttpResults.Invalid(IdempotencyHeader, $"The key must have 1 … {MaxIdempotencyKeyLength} printable ASCII characters.");
             return false;
         }
+        key = CallerIdentity.Scope(key, CallerIdentity.Of(request, options.Value));
         return true;
     }
 

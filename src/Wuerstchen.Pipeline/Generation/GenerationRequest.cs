@@ -47,6 +47,13 @@ public sealed class GenerationLimits
     public int MaxPriorSteps { get; set; } = 200;
     public int MaxDecoderSteps { get; set; } = 100;
     public double MaxGuidance { get; set; } = 30;
+
+    /// <summary>
+    /// The most work one request may ask for, in pixel-steps (images × width × height × (Stage C + Stage B steps)):
+    /// each field may be within its own limit while their product is not. The default allows one 2048² image at 200 + 100
+    /// steps or four 1024² ones, and refuses four 2048² images at 200 + 100 steps (5.0e9).
+    /// </summary>
+    public long MaxWorkPerRequest { get; set; } = 2_000_000_000;
 }
 
 /// <summary>The outcome of validation: the batch to run, or the problems by field name.</summary>
@@ -153,6 +160,11 @@ public static class GenerationRequestValidator
             DecoderModel = decoderModel,
             Precision = precision,
         };
+        if (settings.WorkPerPrompt > limits.MaxWorkPerRequest)
+        {
+            Fail("work", FormattableString.Invariant($"This request costs {settings.WorkPerPrompt:N0} pixel-steps ({settings.DescribeWork()}); the limit is {limits.MaxWorkPerRequest:N0} ({GenerationLimits.Section}:MaxWorkPerRequest). Ask for fewer or smaller images or fewer steps."));
+            return Result(null);
+        }
         var item = new GenerationItem
         {
             Prompt = request.Prompt!,

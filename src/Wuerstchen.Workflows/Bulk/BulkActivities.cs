@@ -45,6 +45,8 @@ public sealed class BulkActivities(IBlobStore store, BatchPlanStore plans, Model
             }
         }
         var plan = BulkPlanner.Plan(job, prompts, limits.Value, models.Exists, modelOptions.Value.Precision, bulkOptions.Value.BatchSize);
+        if (BulkPlanner.WorkProblem(plan, bulkOptions.Value.MaxWorkPerJob) is { } overBudget)
+            plan = BulkPlanner.RejectWhole(plan, overBudget);
         await plans.WriteAsync(BulkBlobs.Plan(jobId), plan.Batches, cancellationToken: cancellationToken).ConfigureAwait(false);
         int imagesPerPrompt = plan.Batches.FirstOrDefault()?.Settings.ImagesPerPrompt ?? 1;
         using var entries = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(new PlanEntries(plan.Entries, plan.EntriesOfBatch, imagesPerPrompt), Json));

@@ -42,6 +42,9 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
                 rejection = new BulkJobRejection($"promptsBlob '{blob}' does not exist (or is not a valid blob name).");
             else if (job.PromptsBlob is { } file)
                 rejection = await PromptsBlobProblemAsync(file, maxPrompts, cancellationToken).ConfigureAwait(false);
+            else if (BulkPlanner.WorkProblem(BulkPlanner.Plan(job, job.Prompts!.Select(p => ((BulkPrompt?)p, (string?)null)).ToArray(), limits.Value,
+                         models.Exists, modelOptions.Value.Precision, bulkOptions.Value.BatchSize), bulkOptions.Value.MaxWorkPerJob) is { } overBudget)
+                rejection = new BulkJobRejection(overBudget);
         }
         if (rejection is not null)
             return await RejectAsync(message, messageId, job?.JobId, rejection.Reason, cancellationToken).ConfigureAwait(false);

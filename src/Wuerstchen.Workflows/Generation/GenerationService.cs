@@ -200,14 +200,27 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
             }
             catch (BlobAlreadyExistsException)
             {
-                // A concurrent request with the same key won the race; it schedules the orchestration.
-                return new StartOutcome(StartDisposition.Existing, generationId);
+                // A concurrent request with the same key won the race and schedules the orchestration; it is this
+                // request only if the fingerprints match.
+                var winner = await store.GetInfoAsync(planBlob, cancellationToken).ConfigureAwait(false);
+                bool same = winner is not null && winner.Metadata.TryGetValue(RequestHashMetadata, out var stored) && stored == fingerprint;
+                return new StartOutcome(same ? StartDisposition.Existing : StartDisposition.Conflict, generationId);
             }
         }
 
         var job = new GenerationJob(generationId, new BatchRef(planBlob, 0), workflowOptions.Value.Retry, requireStageC);
-        await client.ScheduleNewOrchestrationInstanceAsync(GenerateImageOrchestration.Name, job,
-            new StartOrchestrationOptions(generationId), cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await client.ScheduleNewOrchestrationInstanceAsync(GenerateImageOrchestration.Name, job,
+                new StartOrchestrationOptions(generationId), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Another caller with the same key scheduled it between our look and our start: that one is the start.
+            if (await client.GetInstanceAsync(generationId, cancellationToken).ConfigureAwait(false) is not null)
+                return new StartOutcome(StartDisposition.Existing, generationId);
+            throw;
+        }
         return new StartOutcome(StartDisposition.Started, generationId);
     }
 
