@@ -82,8 +82,7 @@ public sealed class IdempotencyTests
         int started = accepted.Count(a => !a.Existing);
         int conflicts = losers.Count(r => HttpRequests.StatusOf(r.Result) == 409);
         string line = $"concurrency: {callers} parallel POSTs with one key -> {instances.Count} orchestration; {started} told Started, {accepted.Length - started} Existing, {conflicts} Conflict (409); lost 0";
-        Console.WriteLine(line);
-        TestContext.Current.SendDiagnosticMessage(line);
+        Wuerstchen.Models.Tests.ReliabilityLog.Record(line);
 
         Assert.All(accepted, a => Assert.Equal(orchestration.InstanceId, a.Id));
         Assert.Equal(1, started);
