@@ -61,6 +61,8 @@ public sealed class SafetensorsHeader
     {
         if (json.Length == 0 || json[0] != (byte)'{')
             throw new SafetensorsFormatException(filePath, null, "the header does not start with a JSON object.");
+        if (!System.Text.Unicode.Utf8.IsValid(json))
+            throw new SafetensorsFormatException(filePath, null, "the header is not valid UTF-8.");
 
         JsonDocument document;
         try

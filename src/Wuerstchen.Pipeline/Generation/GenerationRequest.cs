@@ -88,8 +88,12 @@ public static class GenerationRequestValidator
             Fail("prompt", "The prompt is required and must not be blank.");
         else if (request.Prompt.Length > limits.MaxPromptLength)
             Fail("prompt", $"The prompt has {request.Prompt.Length} characters; at most {limits.MaxPromptLength} are allowed.");
+        else if (HasUnpairedSurrogate(request.Prompt))
+            Fail("prompt", "The prompt holds an unpaired UTF-16 surrogate (such as \\ud800), which is not text.");
         if (request.NegativePrompt is { Length: var negativeLength } && negativeLength > limits.MaxPromptLength)
             Fail("negativePrompt", $"The negative prompt has {negativeLength} characters; at most {limits.MaxPromptLength} are allowed.");
+        else if (request.NegativePrompt is { } negative && HasUnpairedSurrogate(negative))
+            Fail("negativePrompt", "The negative prompt holds an unpaired UTF-16 surrogate (such as \\ud800), which is not text.");
 
         int width = request.Width ?? 1024, height = request.Height ?? 1024;
         CheckSize("width", width, limits.MaxWidth);
@@ -176,6 +180,18 @@ public static class GenerationRequestValidator
 
         ValidatedRequest Result(GenerationBatch? batch) =>
             new(batch, errors.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.Ordinal));
+    }
+
+    private static bool HasUnpairedSurrogate(string text)
+    {
+        for (int i = 0; i < text.Length; i++)
+        {
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+                i++;
+            else if (char.IsSurrogate(text[i]))
+                return true;
+        }
+        return false;
     }
 
     private static string? TimestepProblem(IReadOnlyList<double> timesteps, int maxSteps)

@@ -23,6 +23,18 @@ public sealed class ClientErrorTests
             Assert.Fail("a malformed id started an orchestration");
     }
 
+    [Fact]
+    public async Task APromptWithAnUnpairedSurrogateIsABadRequestNotAFailedStage()
+    {
+        await using var environment = await TestEnvironment.StartAsync(useAzurite: false);
+
+        var result = await environment.Http.Start(HttpRequests.Make("POST", "/api/generations", "{\"prompt\": \"a cat \\ud800\", \"negativePrompt\": \"\\udc00\"}"), environment.Client, Token);
+
+        var problem = Assert.IsType<ValidationProblemDetails>(Assert.IsType<BadRequestObjectResult>(result).Value);
+        Assert.Contains("unpaired UTF-16 surrogate", Assert.Single(problem.Errors["prompt"]));
+        Assert.Contains("unpaired UTF-16 surrogate", Assert.Single(problem.Errors["negativePrompt"]));
+    }
+
     [Theory]
     [InlineData("NaN")]
     [InlineData("Infinity")]
