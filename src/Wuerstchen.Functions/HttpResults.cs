@@ -37,6 +37,12 @@ internal static class HttpResults
         {
             return (null, TooLarge(maxBytes));
         }
+        catch (InvalidOperationException e)
+        {
+            // System.Text.Json reads an unpaired surrogate escape (such as \ud800), then refuses to make a string of it.
+            return (null, Invalid(new Dictionary<string, string[]> { ["body"] = [$"The body holds a string that is not valid Unicode text: {e.Message}"] },
+                "The request body could not be read."));
+        }
         catch (JsonException e)
         {
             string field = string.IsNullOrEmpty(e.Path) || e.Path == "$" ? "body" : e.Path.TrimStart('$', '.');

@@ -39,9 +39,25 @@ public static class DatasetImages
     /// <summary>The header's format and size, before any pixel is decoded; throws the decoders' exceptions for unreadable data.</summary>
     public static (IImageFormat? Format, IImageInfo? Info) Identify(byte[] bytes)
     {
-        var info = Image.Identify(Restricted, bytes, out var format);
-        return (format, info);
+        try
+        {
+            var info = Image.Identify(Restricted, bytes, out var format);
+            return (format, info);
+        }
+        catch (Exception e) when (IsDecoderFault(e))
+        {
+            throw Unreadable(e);
+        }
     }
+
+    /// <summary>
+    /// A decoder that fails on hostile data with something other than its documented errors (the fuzzing suite found
+    /// InvalidOperationException for a BMP header of 12×1811939337): reported as unreadable content like the rest.
+    /// </summary>
+    private static bool IsDecoderFault(Exception e) =>
+        e is not (ImageFormatException or NotSupportedException or InvalidDataException or OutOfMemoryException or OperationCanceledException);
+
+    private static InvalidImageContentException Unreadable(Exception e) => new($"the decoder could not read it ({e.Message})", e);
 
     /// <summary>
     /// Decodes the first frame as RGB under a memory budget for <paramref name="maxPixels"/>; an image needing more
@@ -51,7 +67,15 @@ public static class DatasetImages
     {
         var configuration = Restricted.Clone();
         configuration.MemoryAllocator = new BudgetedAllocator(checked(maxPixels * BytesPerPixel));
-        var image = Image.Load<Rgb24>(configuration, bytes);
+        Image<Rgb24> image;
+        try
+        {
+            image = Image.Load<Rgb24>(configuration, bytes);
+        }
+        catch (Exception e) when (IsDecoderFault(e))
+        {
+            throw Unreadable(e);
+        }
         if (image.Frames.Count > 1 || (long)image.Width * image.Height > maxPixels)
         {
             string found = $"{image.Frames.Count} frame(s) of {image.Width}×{image.Height}";
