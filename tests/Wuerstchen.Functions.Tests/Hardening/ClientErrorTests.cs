@@ -30,9 +30,15 @@ public sealed class ClientErrorTests
 
         var result = await environment.Http.Start(HttpRequests.Make("POST", "/api/generations", "{\"prompt\": \"a cat \\ud800\", \"negativePrompt\": \"\\udc00\"}"), environment.Client, Token);
 
-        var problem = Assert.IsType<ValidationProblemDetails>(Assert.IsType<BadRequestObjectResult>(result).Value);
-        Assert.Contains("unpaired UTF-16 surrogate", Assert.Single(problem.Errors["prompt"]));
-        Assert.Contains("unpaired UTF-16 surrogate", Assert.Single(problem.Errors["negativePrompt"]));
+        Assert.Equal(400, HttpRequests.StatusOf(result));
+        await foreach (var _ in environment.Client.GetAllInstancesAsync())
+            Assert.Fail("a prompt that is not text started an orchestration");
+
+        // The CLI and the bulk planner hand strings to the validator directly: it refuses them too, before the tokenizer.
+        var validated = Pipeline.Generation.GenerationRequestValidator.Validate(
+            new Pipeline.Generation.GenerationRequest { Prompt = "a cat \ud800", NegativePrompt = "\udc00" }, new Pipeline.Generation.GenerationLimits(), _ => true, "float32");
+        Assert.Contains("unpaired UTF-16 surrogate", Assert.Single(validated.Errors["prompt"]));
+        Assert.Contains("unpaired UTF-16 surrogate", Assert.Single(validated.Errors["negativePrompt"]));
     }
 
     [Theory]
