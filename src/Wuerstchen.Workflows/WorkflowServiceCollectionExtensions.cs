@@ -48,6 +48,9 @@ public static class WorkflowServiceCollectionExtensions
         services.TryAddSingleton<FineTuneActivities>();
         services.TryAddSingleton<FineTuneService>();
         services.TryAddSingleton<FineTuneScheduler>();
+        services.AddOptions<Retention.RetentionOptions>().Bind(configuration.GetSection(Retention.RetentionOptions.Section))
+            .Validate(o => o.Validate().Count == 0, $"{Retention.RetentionOptions.Section}:Period must be positive.").ValidateOnStart();
+        services.TryAddSingleton<Retention.RetentionPurger>();
         return services;
     }
 
