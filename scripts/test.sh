@@ -67,5 +67,7 @@ PY
   fi
 }
 print_durations || true
+# The reliability suites' counts (inputs tried, faults injected, items lost), as docs/reliability.md records them.
+[ -s "$results/reliability.log" ] && sort "$results/reliability.log"
 print_summary
 exit $status

@@ -52,6 +52,9 @@ public static class WorkflowServiceCollectionExtensions
         services.TryAddSingleton<FineTuneScheduler>();
         services.TryAddSingleton<ModelPreloader>();
         services.TryAddSingleton<HealthChecks>();
+        services.AddOptions<Retention.RetentionOptions>().Bind(configuration.GetSection(Retention.RetentionOptions.Section))
+            .Validate(o => o.Validate().Count == 0, $"{Retention.RetentionOptions.Section}:Period must be positive.").ValidateOnStart();
+        services.TryAddSingleton<Retention.RetentionPurger>();
         return services;
     }
 

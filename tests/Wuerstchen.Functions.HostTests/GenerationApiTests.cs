@@ -105,6 +105,24 @@ public sealed class GenerationApiTests(HostFixture host)
     }
 
     [Fact]
+    public async Task CallersWithDifferentKeysNeverShareAGenerationThroughAnIdempotencyKey()
+    {
+        await host.EnsureRunningAsync();
+        string other = await host.CreateFunctionKeyAsync("StartGeneration", "another-caller");
+        string key = "order-" + Guid.NewGuid().ToString("N");
+        var mine = await host.JsonAsync(HttpMethod.Post, "generations", "StartGeneration", Small("a grey seal", 9), HttpStatusCode.Accepted,
+            new Dictionary<string, string> { ["Idempotency-Key"] = key });
+        var theirs = await host.JsonAsync(HttpMethod.Post, "generations", "StartGeneration", Small("a grey seal", 9), HttpStatusCode.Accepted,
+            new Dictionary<string, string> { ["Idempotency-Key"] = key, ["x-functions-key"] = other });
+
+        // The host authenticates each key as its own identity (keyid claim); the app scopes idempotency keys by it.
+        Assert.NotEqual(mine.Text("id"), theirs.Text("id"));
+        Assert.False(theirs["existing"]!.GetValue<bool>());
+        foreach (string id in new[] { mine.Text("id"), theirs.Text("id") })
+            Assert.Equal("Completed", (await host.PollAsync($"generations/{id}", "GetGeneration", HostFixture.Ended, Generous)).Text("status"));
+    }
+
+    [Fact]
     public async Task BadRequestsAreProblemJsonThatNameEveryBadField()
     {
         await host.EnsureRunningAsync();

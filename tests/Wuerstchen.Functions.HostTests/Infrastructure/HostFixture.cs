@@ -96,13 +96,17 @@ public sealed class HostFixture : IAsyncLifetime
             var trigger = function!["config"]!["bindings"]!.AsArray().FirstOrDefault(b => b.TextOrNull("type") == "httpTrigger");
             if (trigger is null || string.Equals(trigger.TextOrNull("authLevel"), "anonymous", StringComparison.OrdinalIgnoreCase))
                 continue;
-            // The function's name in lower case: this host stores a key under the name as the URL spells it but looks
-            // keys up under the lower-cased name, so on its case-sensitive file store a key made for "StartGeneration"
-            // would never open the function (Azure's Windows plans store them case-insensitively).
-            var key = await Host.AdminAsync(HttpMethod.Post, $"admin/functions/{name.ToLowerInvariant()}/keys/{KeyName}");
-            _keys[name] = key.Text("value");
+            _keys[name] = await CreateFunctionKeyAsync(name, KeyName);
         }
     }
+
+    /// <summary>
+    /// A new function key through the admin API. The function's name goes in lower case: this host stores a key under
+    /// the name as the URL spells it but looks keys up under the lower-cased name, so on its case-sensitive file store
+    /// a key made for "StartGeneration" would never open the function (Azure's Windows plans store them case-insensitively).
+    /// </summary>
+    public async Task<string> CreateFunctionKeyAsync(string function, string keyName) =>
+        (await Host.AdminAsync(HttpMethod.Post, $"admin/functions/{function.ToLowerInvariant()}/keys/{keyName}")).Text("value");
 
     /// <summary>Kills the host (SIGKILL, host and worker) and starts it again over the same state and storage; the time it took to answer again.</summary>
     public async Task<TimeSpan> KillAndRestartAsync(Func<Task>? whileDown = null)
@@ -157,7 +161,7 @@ public sealed class HostFixture : IAsyncLifetime
     public async Task<HttpResponseMessage> SendAsync(HttpMethod method, string path, string? function, object? body = null, IDictionary<string, string>? headers = null)
     {
         using var request = new HttpRequestMessage(method, "api/" + path);
-        if (function is not null)
+        if (function is not null && headers?.ContainsKey("x-functions-key") != true)
             request.Headers.Add("x-functions-key", _keys[function]);
         foreach (var (name, value) in headers ?? new Dictionary<string, string>())
             request.Headers.Add(name, value);
