@@ -54,6 +54,13 @@ catch (CommandAppException e)
 {
     return Errors.Invalid(e.Message);
 }
+catch (Microsoft.Extensions.Options.OptionsValidationException e)
+{
+    // A setting from the environment (Wuerstchen__Section__Key) that the app cannot run with.
+    foreach (string failure in e.Failures)
+        Errors.Write(failure);
+    return ExitCodes.InvalidInput;
+}
 catch (Exception e) when (e is ModelUnavailableException or UnknownModelException or Wuerstchen.Pipeline.Hub.HubCacheMissException)
 {
     return verbose ? Errors.ModelUnavailable(e.ToString()) : Errors.ModelUnavailable(e.Message);

@@ -34,7 +34,7 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
         var (job, rejection) = BulkJobParser.Parse(message);
         if (job is not null)
         {
-            var settingsErrors = BulkPlanner.SettingsErrors(job, limits.Value, models.Exists, modelOptions.Value.Precision);
+            var settingsErrors = BulkPlanner.SettingsErrors(job, limits.Value, models.Problem, modelOptions.Value.Precision);
             if (settingsErrors.Count > 0)
                 rejection = new BulkJobRejection("settings: " + string.Join(" ", settingsErrors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")));
             else if (job.PromptsBlob is { } blob && !await PromptsBlobExistsAsync(blob, cancellationToken).ConfigureAwait(false))

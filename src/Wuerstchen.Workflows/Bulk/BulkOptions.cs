@@ -16,4 +16,19 @@ public sealed class BulkOptions
 
     /// <summary>Prompts a job may hold.</summary>
     public int MaxPrompts { get; set; } = 10_000;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        // Azure Storage queue names: 3–63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit.
+        if (QueueName is null || !System.Text.RegularExpressions.Regex.IsMatch(QueueName, "^(?=.{3,63}$)[a-z0-9](?:[a-z0-9]|-(?!-))*[a-z0-9]$"))
+            errors.Add($"{Section}:QueueName is '{QueueName}'; a queue name has 3 … 63 lowercase letters, digits and single hyphens, starting and ending with a letter or digit.");
+        if (BatchSize is < 1 or > 256)
+            errors.Add($"{Section}:BatchSize is {BatchSize}; use 1 … 256 prompts per forward pass.");
+        if (MaxParallelism is < 1 or > 1000)
+            errors.Add($"{Section}:MaxParallelism is {MaxParallelism}; use 1 … 1000 batches in flight.");
+        if (MaxPrompts < 1)
+            errors.Add($"{Section}:MaxPrompts is {MaxPrompts}; it must be at least 1.");
+        return errors;
+    }
 }
