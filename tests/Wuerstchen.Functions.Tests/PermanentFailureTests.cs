@@ -151,4 +151,14 @@ public sealed class PermanentFailureTests
         // Wrapped as a sub-orchestration's failure would be.
         Assert.Equal(retried, Failures.IsTransient(new TaskFailureDetails(typeof(TaskFailedException).FullName!, "Task 'StageC' (#0) failed.", null, failure, null)));
     }
+
+    [Theory]
+    [InlineData("'/mnt/models/warp-ai/wuerstchen-prior/prior/config.json': the number 'c_in' is missing.", "'…/config.json': the number 'c_in' is missing.")]
+    [InlineData("Model folder '/tmp/wuerstchen-models/3f2a/finetuned/v1/ema' does not exist.", "Model folder '…/ema' does not exist.")]
+    [InlineData(@"Could not find file 'C:\models\prior\model.safetensors'.", "Could not find file '…/model.safetensors'.")]
+    [InlineData("The Stage C latents 'latents/stage-c/ab12.safetensors' do not exist.", "The Stage C latents 'latents/stage-c/ab12.safetensors' do not exist.")]
+    [InlineData("Service request failed: https://account.blob.core.windows.net/wuerstchen/x.png", "Service request failed: https://account.blob.core.windows.net/wuerstchen/x.png")]
+    [InlineData("See GET /api/models; 3/4 of the steps ran.", "See GET /api/models; 3/4 of the steps ran.")]
+    public void ErrorsForClientsKeepOnlyTheLastPartOfAServerPath(string message, string forClients) =>
+        Assert.Equal(forClients, Pipeline.ErrorText.WithoutPaths(message));
 }
