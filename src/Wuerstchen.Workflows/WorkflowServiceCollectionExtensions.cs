@@ -8,6 +8,7 @@ using Wuerstchen.Pipeline.Storage;
 using Wuerstchen.Pipeline.Training;
 using Wuerstchen.Workflows.Bulk;
 using Wuerstchen.Workflows.Generation;
+using Wuerstchen.Workflows.Health;
 using Wuerstchen.Workflows.Training;
 
 namespace Wuerstchen.Workflows;
@@ -17,7 +18,8 @@ public static class WorkflowServiceCollectionExtensions
     /// <summary>
     /// Everything the orchestrations and activities need, bound from configuration (<c>Wuerstchen:Storage</c>,
     /// <c>Wuerstchen:Models</c>, <c>Wuerstchen:Limits</c>, <c>Wuerstchen:Workflows</c>, <c>Wuerstchen:Bulk</c>,
-    /// <c>Wuerstchen:Training</c>) and validated when the host starts (<see cref="ValidateSettings"/> where there is no host).
+    /// <c>Wuerstchen:Training</c>, <c>Wuerstchen:Preload</c>) and validated when the host starts (<see cref="ValidateSettings"/>
+    /// where there is no host).
     /// </summary>
     public static IServiceCollection AddWuerstchenWorkflows(this IServiceCollection services, IConfiguration configuration)
     {
@@ -27,6 +29,7 @@ public static class WorkflowServiceCollectionExtensions
         services.AddValidatedOptions<WorkflowOptions>(configuration, WorkflowOptions.Section, o => o.Validate());
         services.AddValidatedOptions<BulkOptions>(configuration, BulkOptions.Section, o => o.Validate());
         services.AddValidatedOptions<TrainingOptions>(configuration, TrainingOptions.Section, o => o.Validate());
+        services.AddValidatedOptions<PreloadOptions>(configuration, PreloadOptions.Section, o => o.Validate());
 
         services.TryAddSingleton<FineTunedModels>();
         services.TryAddSingleton<ModelLocator>();
@@ -46,6 +49,8 @@ public static class WorkflowServiceCollectionExtensions
         services.TryAddSingleton<FineTuneActivities>();
         services.TryAddSingleton<FineTuneService>();
         services.TryAddSingleton<FineTuneScheduler>();
+        services.TryAddSingleton<ModelPreloader>();
+        services.TryAddSingleton<HealthChecks>();
         return services;
     }
 

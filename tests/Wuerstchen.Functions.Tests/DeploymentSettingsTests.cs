@@ -27,7 +27,7 @@ public sealed class DeploymentSettingsTests
         ["Training"] = typeof(Wuerstchen.Pipeline.Training.TrainingOptions),
     };
 
-    private static string RepositoryFile(string relative)
+    internal static string RepositoryFile(string relative)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
@@ -110,7 +110,9 @@ public sealed class DeploymentSettingsTests
         "Wuerstchen__Storage__Container" => "wuerstchen",
         "Wuerstchen__Models__Root" => "/mnt/models",
         "Wuerstchen__Models__Device" => "cuda",
-        "Wuerstchen__Models__Precision" => "bfloat16",
+        "Wuerstchen__Models__Precision" => "float16",
+        "Wuerstchen__Models__CacheRoot" => "/tmp/wuerstchen-models",
+        "Wuerstchen__Models__CacheMaxGiB" => "4",
         "Wuerstchen__Bulk__QueueName" => "generation-jobs",
         _ => "value",
     };

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using TorchSharp;
 using Wuerstchen.Models.IO;
 using Wuerstchen.Models.Loading;
@@ -63,16 +62,16 @@ public static partial class ModelFootprint
 
     public const double CpuDefaultFraction = 0.5;
 
-    /// <summary>Used when the GPU's memory cannot be read (no NVIDIA management library).</summary>
+    /// <summary>Used when the GPU's memory cannot be read from the driver.</summary>
     public const long CudaFallbackBytes = 8L << 30;
 
     /// <summary>
-    /// The default budget: on a GPU <see cref="CudaDefaultFraction"/> of device 0's memory (read through NVML, the
-    /// driver's management library; <see cref="CudaFallbackBytes"/> when that cannot be read), on the CPU
+    /// The default budget: on a GPU <see cref="CudaDefaultFraction"/> of device 0's memory (as the driver reports it,
+    /// <see cref="GpuProbe"/>; <see cref="CudaFallbackBytes"/> when it cannot be read), on the CPU
     /// <see cref="CpuDefaultFraction"/> of the memory this process may use (the container's limit where there is one).
     /// </summary>
     public static long DefaultBudgetBytes(string device) => device == "cuda"
-        ? Nvml.TotalMemory() is { } total ? (long)(total * CudaDefaultFraction) : CudaFallbackBytes
+        ? GpuProbe.Current.Devices is [var first, ..] && first.TotalMemoryBytes > 0 ? (long)(first.TotalMemoryBytes * CudaDefaultFraction) : CudaFallbackBytes
         : (long)(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes * CpuDefaultFraction);
 
     /// <summary>Formats a byte count for logs and messages (binary units).</summary>
@@ -114,54 +113,5 @@ public static partial class ModelFootprint
             return false;
         bytes = (long)(value * multiplier);
         return bytes > 0;
-    }
-
-    /// <summary>The NVIDIA driver's management library: total memory of device 0. Null without a driver.</summary>
-    private static partial class Nvml
-    {
-        private const string Library = "libnvidia-ml.so.1";
-
-        [StructLayout(LayoutKind.Sequential)]
-        private struct Memory
-        {
-            public ulong Total;
-            public ulong Free;
-            public ulong Used;
-        }
-
-        public static long? TotalMemory()
-        {
-            try
-            {
-                if (nvmlInit_v2() != 0)
-                    return null;
-                try
-                {
-                    return nvmlDeviceGetHandleByIndex_v2(0, out var device) == 0 && nvmlDeviceGetMemoryInfo(device, out var memory) == 0
-                        ? (long)memory.Total
-                        : null;
-                }
-                finally
-                {
-                    _ = nvmlShutdown();
-                }
-            }
-            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or BadImageFormatException)
-            {
-                return null;
-            }
-        }
-
-        [LibraryImport(Library)]
-        private static partial int nvmlInit_v2();
-
-        [LibraryImport(Library)]
-        private static partial int nvmlShutdown();
-
-        [LibraryImport(Library)]
-        private static partial int nvmlDeviceGetHandleByIndex_v2(uint index, out IntPtr device);
-
-        [LibraryImport(Library)]
-        private static partial int nvmlDeviceGetMemoryInfo(IntPtr device, out Memory memory);
     }
 }

@@ -16,6 +16,9 @@ namespace Wuerstchen.Pipeline.Models;
 /// </summary>
 public sealed partial class ModelHost : IDisposable
 {
+    private const string PriorStage = "Stage C";
+    private const string DecoderStage = "Stage B/A";
+
     private readonly ModelLocator _locator;
     private readonly ILogger<ModelHost> _logger;
     private readonly object _lock = new();
@@ -39,11 +42,25 @@ public sealed partial class ModelHost : IDisposable
 
     /// <summary>Runs <paramref name="work"/> with the Stage C pipeline of model <paramref name="name"/>.</summary>
     public Task<T> WithPriorAsync<T>(string name, Func<WuerstchenPriorPipeline, T> work, CancellationToken cancellationToken) =>
-        UseAsync("Stage C", name, path => WuerstchenPriorPipeline.FromRepository(ModelRepository.Open(path), Inference), work, cancellationToken);
+        UseAsync(PriorStage, name, path => WuerstchenPriorPipeline.FromRepository(ModelRepository.Open(path), Inference), work, cancellationToken);
 
     /// <summary>Runs <paramref name="work"/> with the Stage B/A pipeline of model <paramref name="name"/>.</summary>
     public Task<T> WithDecoderAsync<T>(string name, Func<WuerstchenDecoderPipeline, T> work, CancellationToken cancellationToken) =>
-        UseAsync("Stage B/A", name, path => WuerstchenDecoderPipeline.FromRepository(ModelRepository.Open(path), Inference), work, cancellationToken);
+        UseAsync(DecoderStage, name, path => WuerstchenDecoderPipeline.FromRepository(ModelRepository.Open(path), Inference), work, cancellationToken);
+
+    /// <summary>Whether the Stage C pipeline of model <paramref name="name"/> is loaded (for health checks: loads nothing).</summary>
+    public bool IsPriorResident(string name) => IsLoaded(PriorStage, name);
+
+    /// <summary>Whether the Stage B/A pipeline of model <paramref name="name"/> is loaded (for health checks: loads nothing).</summary>
+    public bool IsDecoderResident(string name) => IsLoaded(DecoderStage, name);
+
+    private bool IsLoaded(string stage, string name)
+    {
+        lock (_lock)
+            return _resident.TryGetValue(Key(stage, name), out var entry) && entry.Pipeline is not null;
+    }
+
+    private static string Key(string stage, string name) => stage + "|" + name;
 
     private async Task<TResult> UseAsync<TPipeline, TResult>(string stage, string name, Func<string, TPipeline> load, Func<TPipeline, TResult> work,
         CancellationToken cancellationToken) where TPipeline : class, IDisposable
@@ -52,7 +69,7 @@ public sealed partial class ModelHost : IDisposable
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            string key = stage + "|" + name;
+            string key = Key(stage, name);
             if (!_resident.TryGetValue(key, out entry!))
                 _resident[key] = entry = new Resident(key, stage, name);
             entry.Users++;
