@@ -95,6 +95,11 @@ param storageSku string = 'Standard_LRS'
 @maxValue(365)
 param softDeleteRetentionDays int = 7
 
+@description('Days after its last change that an intermediate blob (latents, generation plans and progress) is deleted by the storage lifecycle rule; the app\'s retention timer (Wuerstchen__Retention__Period, 7 days by default) purges them sooner, so keep this longer.')
+@minValue(1)
+@maxValue(3650)
+param intermediateBlobRetentionDays int = 30
+
 @description('Also create a `models` blob container in the app\'s storage account (a staging copy of the weights); the app reads the weights from the mounted share.')
 param createModelsBlobContainer bool = false
 
@@ -178,6 +183,19 @@ module storage 'modules/storage.bicep' = {
     appPrincipalId: identity.properties.principalId
     tags: allTags
   }
+}
+
+module retentionLifecycle 'modules/retentionLifecycle.bicep' = {
+  name: 'retention-lifecycle'
+  params: {
+    storageAccountName: storageName
+    dataContainerName: dataContainerName
+    intermediateRetentionDays: intermediateBlobRetentionDays
+  }
+  // The account is passed by its deterministic name (what-if can predict the policy), so the order is explicit.
+  dependsOn: [
+    storage
+  ]
 }
 
 module modelStorage 'modules/modelStorage.bicep' = {

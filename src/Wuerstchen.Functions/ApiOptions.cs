@@ -31,6 +31,15 @@ public sealed class ApiOptions
     /// <summary>The longest a POST may wait (<c>?wait=seconds</c>) for a small job to finish before answering 202.</summary>
     public TimeSpan MaxWait { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>The largest request body read; a larger one is answered 413 before the rest of it is read.</summary>
+    public long MaxBodyBytes { get; set; } = 1 << 20;
+
+    /// <summary>
+    /// Whether the app sits behind App Service / Container Apps built-in authentication, which sets (and strips
+    /// client-sent) <c>X-MS-CLIENT-PRINCIPAL-*</c> headers: only then do they scope idempotency keys.
+    /// </summary>
+    public bool TrustClientPrincipalHeaders { get; set; }
+
     public IReadOnlyList<string> Validate()
     {
         var errors = new List<string>();
@@ -40,6 +49,8 @@ public sealed class ApiOptions
             errors.Add($"{Section}:LinkLifetime is {LinkLifetime}; use 00:01:00 … 7.00:00:00 (a read link is signed for at most 7 days).");
         if (MaxWait < TimeSpan.Zero || MaxWait > RequestTimeout)
             errors.Add($"{Section}:MaxWait is {MaxWait}; use 0 … {RequestTimeout} (HTTP requests are cut after 230 s).");
+        if (MaxBodyBytes < 1024)
+            errors.Add($"{Section}:MaxBodyBytes is {MaxBodyBytes}; allow at least 1024 bytes.");
         return errors;
     }
 }

@@ -51,6 +51,8 @@ public static class WorkflowServiceCollectionExtensions
         services.TryAddSingleton<FineTuneScheduler>();
         services.TryAddSingleton<ModelPreloader>();
         services.TryAddSingleton<HealthChecks>();
+        services.AddValidatedOptions<Retention.RetentionOptions>(configuration, Retention.RetentionOptions.Section, o => o.Validate());
+        services.TryAddSingleton<Retention.RetentionPurger>();
         return services;
     }
 

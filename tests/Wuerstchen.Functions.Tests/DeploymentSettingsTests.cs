@@ -25,6 +25,7 @@ public sealed class DeploymentSettingsTests
         ["Bulk"] = typeof(BulkOptions),
         ["Api"] = typeof(ApiOptions),
         ["Training"] = typeof(Wuerstchen.Pipeline.Training.TrainingOptions),
+        ["Retention"] = typeof(Wuerstchen.Workflows.Retention.RetentionOptions),
     };
 
     internal static string RepositoryFile(string relative)
@@ -98,7 +99,11 @@ public sealed class DeploymentSettingsTests
             names.AddRange(new[] { "accountName", "credential", "clientId" }.Select(p => $"{queue.Connection}__{p}"));
         }
         foreach (var timer in parameters.Select(p => p.GetCustomAttribute<TimerTriggerAttribute>()).OfType<TimerTriggerAttribute>())
-            names.Add(Regex.Match(timer.Schedule, "%(.+)%").Groups[1].Value.Replace(":", "__"));
+        {
+            // A fixed schedule (such as the retention timer's hourly one) reads no setting.
+            if (Regex.Match(timer.Schedule, "%(.+)%") is { Success: true } setting)
+                names.Add(setting.Groups[1].Value.Replace(":", "__"));
+        }
         return names.Distinct().ToArray();
     }
 

@@ -51,6 +51,9 @@ public sealed class SettingsValidationTests : IDisposable
         { "Wuerstchen:Models:MemoryBudget", "lots" },
         { "Wuerstchen:Models:Device", "tpu" },
         { "Wuerstchen:Training:StepsPerChunk", "0" },
+        { "Wuerstchen:Retention:Period", "00:00:00" },
+        { "Wuerstchen:Preload:Prior", "not a/../name" },
+        { "Wuerstchen:Api:MaxBodyBytes", "10" },
         { "Wuerstchen:Storage:Kind", "Floppy" },
         { "Wuerstchen:Api:ImageDelivery", "Email" },
     };

@@ -17,6 +17,12 @@ public sealed class BulkOptions
     /// <summary>Prompts a job may hold.</summary>
     public int MaxPrompts { get; set; } = 10_000;
 
+    /// <summary>
+    /// The most work one job may ask for, in pixel-steps summed over its prompts (images × width × height × (Stage C +
+    /// Stage B steps) each); a job over it is rejected whole, naming its cost and this limit.
+    /// </summary>
+    public long MaxWorkPerJob { get; set; } = 1_000_000_000_000;
+
     public IReadOnlyList<string> Validate()
     {
         var errors = new List<string>();
@@ -29,6 +35,8 @@ public sealed class BulkOptions
             errors.Add($"{Section}:MaxParallelism is {MaxParallelism}; use 1 … 1000 batches in flight.");
         if (MaxPrompts < 1)
             errors.Add($"{Section}:MaxPrompts is {MaxPrompts}; it must be at least 1.");
+        if (MaxWorkPerJob < 1)
+            errors.Add($"{Section}:MaxWorkPerJob is {MaxWorkPerJob}; it must be at least 1.");
         return errors;
     }
 }
