@@ -6,7 +6,8 @@ namespace Wuerstchen.Models.Blocks;
 
 /// <summary>
 /// Attention over image tokens with the condition appended to the keys and values (spec §1.6):
-/// kv = [LN(x) tokens ; Linear(SiLU(cond))], x + Attention(LN(x) tokens, kv).
+/// kv = [LN(x) tokens ; Linear(SiLU(cond))], x + Attention(LN(x) tokens, kv). The condition's part,
+/// <see cref="MapCondition"/>, depends only on the text: a sampling loop computes it once and calls <see cref="Attend"/>.
 /// </summary>
 public sealed class AttnBlock : nn.Module<Tensor, Tensor, Tensor>
 {
@@ -15,11 +16,12 @@ public sealed class AttnBlock : nn.Module<Tensor, Tensor, Tensor>
     private readonly Sequential kv_mapper;
     private readonly bool _selfAttention;
 
-    public AttnBlock(long c, long cCond, long heads, bool selfAttention = true, double dropout = 0) : base(nameof(AttnBlock))
+    public AttnBlock(long c, long cCond, long heads, bool selfAttention = true, double dropout = 0, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(AttnBlock))
     {
         norm = new WuerstchenLayerNorm(c);
-        attention = new Attention(c, heads, dropout);
-        kv_mapper = nn.Sequential(nn.SiLU(), nn.Linear(cCond, c));
+        attention = new Attention(c, heads, dropout, device, dtype);
+        kv_mapper = nn.Sequential(nn.SiLU(), nn.Linear(cCond, c, device: device, dtype: dtype));
         _selfAttention = selfAttention;
         RegisterComponents();
     }
@@ -27,8 +29,18 @@ public sealed class AttnBlock : nn.Module<Tensor, Tensor, Tensor>
     public override Tensor forward(Tensor x, Tensor condition)
     {
         using var scope = NewDisposeScope();
+        return Attend(x, MapCondition(condition)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The condition's keys and values, <c>kv_mapper(condition)</c>: (B, L, c).</summary>
+    public Tensor MapCondition(Tensor condition) => kv_mapper.forward(condition);
+
+    /// <summary>The block with the condition already mapped by <see cref="MapCondition"/>.</summary>
+    public Tensor Attend(Tensor x, Tensor mappedCondition)
+    {
+        using var scope = NewDisposeScope();
         long batch = x.shape[0], channels = x.shape[1], height = x.shape[2], width = x.shape[3];
-        var kv = kv_mapper.forward(condition);
+        var kv = mappedCondition;
         var tokens = norm.forward(x).reshape(batch, channels, height * width).transpose(1, 2);
         if (_selfAttention)
             kv = cat([tokens, kv], dim: 1);
@@ -46,14 +58,14 @@ public sealed class Attention : nn.Module<Tensor, Tensor, Tensor>
     private readonly Sequential to_out;
     private readonly long _heads;
 
-    public Attention(long c, long heads, double dropout = 0) : base(nameof(Attention))
+    public Attention(long c, long heads, double dropout = 0, Device? device = null, ScalarType? dtype = null) : base(nameof(Attention))
     {
         if (heads <= 0 || c % heads != 0)
             throw new ArgumentException($"The attention width {c} must split evenly into {heads} heads.", nameof(heads));
-        to_q = nn.Linear(c, c);
-        to_k = nn.Linear(c, c);
-        to_v = nn.Linear(c, c);
-        to_out = nn.Sequential(nn.Linear(c, c), new SeededDropout(dropout));
+        to_q = nn.Linear(c, c, device: device, dtype: dtype);
+        to_k = nn.Linear(c, c, device: device, dtype: dtype);
+        to_v = nn.Linear(c, c, device: device, dtype: dtype);
+        to_out = nn.Sequential(nn.Linear(c, c, device: device, dtype: dtype), new SeededDropout(dropout));
         _heads = heads;
         RegisterComponents();
     }

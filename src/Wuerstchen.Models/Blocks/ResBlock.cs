@@ -14,11 +14,11 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor?, Tensor>
     private readonly WuerstchenLayerNorm norm;
     private readonly Sequential channelwise;
 
-    public ResBlock(long c, long cSkip = 0, long kernelSize = 3, double dropout = 0) : base(nameof(ResBlock))
+    public ResBlock(long c, long cSkip = 0, long kernelSize = 3, double dropout = 0, Device? device = null, ScalarType? dtype = null) : base(nameof(ResBlock))
     {
-        depthwise = nn.Conv2d(c + cSkip, c, kernelSize, padding: kernelSize / 2, groups: c);
+        depthwise = nn.Conv2d(c + cSkip, c, kernelSize, padding: kernelSize / 2, groups: c, device: device, dtype: dtype);
         norm = new WuerstchenLayerNorm(c);
-        channelwise = ChannelwiseMlp(c, c, dropout);
+        channelwise = ChannelwiseMlp(c, c, dropout, device, dtype);
         RegisterComponents();
     }
 
@@ -32,10 +32,10 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor?, Tensor>
     }
 
     /// <summary>The per-pixel MLP on NHWC features: keys <c>0</c> (Linear), <c>2</c> (GRN) and <c>4</c> (Linear).</summary>
-    internal static Sequential ChannelwiseMlp(long inChannels, long c, double dropout) => nn.Sequential(
-        nn.Linear(inChannels, c * 4),
+    internal static Sequential ChannelwiseMlp(long inChannels, long c, double dropout, Device? device, ScalarType? dtype) => nn.Sequential(
+        nn.Linear(inChannels, c * 4, device: device, dtype: dtype),
         nn.GELU(),
-        new GlobalResponseNorm(c * 4),
+        new GlobalResponseNorm(c * 4, device, dtype),
         new SeededDropout(dropout),
-        nn.Linear(c * 4, c));
+        nn.Linear(c * 4, c, device: device, dtype: dtype));
 }

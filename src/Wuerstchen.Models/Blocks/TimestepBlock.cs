@@ -9,9 +9,9 @@ public sealed class TimestepBlock : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly Linear mapper;
 
-    public TimestepBlock(long c, long cTimestep) : base(nameof(TimestepBlock))
+    public TimestepBlock(long c, long cTimestep, Device? device = null, ScalarType? dtype = null) : base(nameof(TimestepBlock))
     {
-        mapper = nn.Linear(cTimestep, c * 2);
+        mapper = nn.Linear(cTimestep, c * 2, device: device, dtype: dtype);
         RegisterComponents();
     }
 

@@ -16,11 +16,12 @@ public sealed class ResBlockStageB : nn.Module<Tensor, Tensor?, Tensor>
     private readonly WuerstchenLayerNorm norm;
     private readonly Sequential channelwise;
 
-    public ResBlockStageB(long c, long cSkip = 0, long kernelSize = 3, double dropout = 0) : base(nameof(ResBlockStageB))
+    public ResBlockStageB(long c, long cSkip = 0, long kernelSize = 3, double dropout = 0, Device? device = null, ScalarType? dtype = null)
+        : base(nameof(ResBlockStageB))
     {
-        depthwise = nn.Conv2d(c, c, kernelSize, padding: kernelSize / 2, groups: c);
+        depthwise = nn.Conv2d(c, c, kernelSize, padding: kernelSize / 2, groups: c, device: device, dtype: dtype);
         norm = new WuerstchenLayerNorm(c);
-        channelwise = ResBlock.ChannelwiseMlp(c + cSkip, c, dropout);
+        channelwise = ResBlock.ChannelwiseMlp(c + cSkip, c, dropout, device, dtype);
         RegisterComponents();
     }
 

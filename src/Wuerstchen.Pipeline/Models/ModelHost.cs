@@ -52,6 +52,7 @@ public sealed partial class ModelHost(ModelLocator locator, IOptions<ModelOption
 
     private static InferenceOptions InferenceFrom(ModelOptions options)
     {
+        Wuerstchen.Models.Runtime.TorchRuntime.EnsureNativesLoaded();
         var device = options.Device == "cuda" ? InitializeCuda() : torch.CPU;
         var dtype = options.Precision switch
         {
@@ -59,7 +60,9 @@ public sealed partial class ModelHost(ModelLocator locator, IOptions<ModelOption
             "float16" => torch.ScalarType.Float16,
             _ => torch.ScalarType.Float32,
         };
-        return new InferenceOptions { Device = device, DType = dtype };
+        var inference = new InferenceOptions { Device = device, DType = dtype };
+        Wuerstchen.Models.Runtime.TorchRuntime.ConfigureMath(inference);
+        return inference;
     }
 
     private static torch.Device InitializeCuda()

@@ -75,6 +75,20 @@ public sealed class WuerstchenTextToImagePipelineTests
         Assert.True(levels <= 1, $"{caseName}: 8-bit images differ by {levels} levels");
     }
 
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void StageAToBytesOnTheDeviceGivesTheBytesOfConvertingOnTheHost(string caseName)
+    {
+        using var scope = NewDisposeScope();
+        using var fixture = PipelineCase.Open(caseName);
+        using var decoder = WuerstchenDecoderPipeline.FromRepository(ModelRepository.Open(ParityFixtures.PathOf("models/decoder-pipeline")));
+        var latents = fixture.Load($"decoder.latents.{fixture.Count("decoder.latents.") - 1}");
+        var bytes = decoder.DecodeToBytes(latents);
+        Assert.Equal(ScalarType.Byte, bytes.dtype);
+        Assert.Equal(fixture.Load("images_uint8").shape, bytes.shape);
+        Parity.AssertEqual(bytes, PngImages.ToBytes(decoder.Decode(latents)), $"{caseName} 8-bit images");
+    }
+
     /// <summary>
     /// Images from our own trajectory. With random weights the latents reach 10⁵ and more, so float32 rounding alone
     /// (a few ulp per step, within the trajectory tolerance) moves single pixels of the decoded image by more than
