@@ -157,9 +157,11 @@ public sealed class WuerstchenDiffNeXt : nn.Module<Tensor, Tensor, Tensor, Tenso
         var mappedClip = clip_mapper.forward(clip);
         observe?.Invoke("clip_mapper", mappedClip);
         var text = nn.functional.layer_norm(mappedClip, _condShape, eps: 1e-6);
-        var keyValues = new Dictionary<AttnBlock, Tensor>(ReferenceEqualityComparer.Instance);
-        foreach (var block in down_blocks.SelectMany(level => level).Concat(up_blocks.SelectMany(level => level)).OfType<AttnBlock>())
+        var allBlocks = down_blocks.SelectMany(level => level).Concat(up_blocks.SelectMany(level => level)).ToArray();
+        var keyValues = new Dictionary<AttnBlock, KeyValues>(ReferenceEqualityComparer.Instance);
+        foreach (var block in allBlocks.OfType<AttnBlock>())
             keyValues[block] = block.MapCondition(text);
+        var timesteps = TimestepModulation.Of(allBlocks.OfType<TimestepBlock>().ToArray());
 
         int levels = down_blocks.Count;
         var mappedEffnet = new Tensor?[effnet_mappers.Count];
@@ -171,10 +173,12 @@ public sealed class WuerstchenDiffNeXt : nn.Module<Tensor, Tensor, Tensor, Tenso
             var (height, width) = LevelSize(level, latentHeight, latentWidth);
             var resized = ResizeEffnet(effnet, height, width);
             observe?.Invoke($"effnet_resized.{height}x{width}", resized);
-            mappedEffnet[index] = mapper.forward(resized);
+            // Stored channels last, like the activations it joins, so that joining it is a plain copy.
+            using var mapped = mapper.forward(resized);
+            mappedEffnet[index] = WuerstchenLayerNorm.ToChannelsLast(mapped);
             observe?.Invoke($"effnet_mappers.{index}", mappedEffnet[index]!);
         }
-        return new DecoderCondition(keyValues, mappedEffnet, latentHeight, latentWidth);
+        return new DecoderCondition(keyValues, timesteps, mappedEffnet, latentHeight, latentWidth);
     }
 
     /// <summary>The forward pass with the conditioning already mapped by <see cref="MapCondition"/>.</summary>
@@ -187,6 +191,7 @@ public sealed class WuerstchenDiffNeXt : nn.Module<Tensor, Tensor, Tensor, Tenso
         using var scope = NewDisposeScope();
         var rEmbed = RatioEmbedding.Generate(r, Config.CR).to(x.dtype);
         observe?.Invoke("r_embed", rEmbed);
+        var modulation = condition.Timesteps.Map(rEmbed);
 
         var hidden = embedding.forward(x);
         observe?.Invoke("embedding", hidden);
@@ -199,7 +204,7 @@ public sealed class WuerstchenDiffNeXt : nn.Module<Tensor, Tensor, Tensor, Tenso
             {
                 hidden = block is ResBlockStageB res
                     ? res.forward(hidden, effnetC)
-                    : Apply(block, hidden, rEmbed, condition);
+                    : Apply(block, hidden, modulation, condition);
             }
             levelOutputs.Insert(0, hidden);
         }
@@ -213,14 +218,16 @@ public sealed class WuerstchenDiffNeXt : nn.Module<Tensor, Tensor, Tensor, Tenso
                 var block = up_blocks[u][j];
                 if (block is ResBlockStageB res)
                 {
-                    var skip = j == 0 && u > 0 ? levelOutputs[u] : null;
+                    var skips = new List<Tensor>(2);
+                    if (j == 0 && u > 0)
+                        skips.Add(levelOutputs[u]);
                     if (effnetC is not null)
-                        skip = skip is null ? effnetC : cat([skip, effnetC], dim: 1);
-                    hidden = res.forward(hidden, skip);
+                        skips.Add(effnetC);
+                    hidden = res.Forward(hidden, skips);
                 }
                 else
                 {
-                    hidden = Apply(block, hidden, rEmbed, condition);
+                    hidden = Apply(block, hidden, modulation, condition);
                 }
             }
         }
@@ -247,9 +254,9 @@ public sealed class WuerstchenDiffNeXt : nn.Module<Tensor, Tensor, Tensor, Tenso
         _ => throw new ArgumentException($"Unknown block type '{kind}'.", nameof(kind)),
     };
 
-    private static Tensor Apply(nn.Module block, Tensor hidden, Tensor rEmbed, DecoderCondition condition) => block switch
+    private static Tensor Apply(nn.Module block, Tensor hidden, TimestepModulation.StepModulation modulation, DecoderCondition condition) => block switch
     {
-        TimestepBlock timestep => timestep.forward(hidden, rEmbed),
+        TimestepBlock timestep => modulation.Apply(timestep, hidden),
         AttnBlock attention => attention.Attend(hidden, condition.KeyValues[attention]),
         Sequential sampler => sampler.forward(hidden),
         _ => throw new InvalidOperationException($"Unexpected block {block.GetName()}."),
@@ -257,7 +264,8 @@ public sealed class WuerstchenDiffNeXt : nn.Module<Tensor, Tensor, Tensor, Tenso
 }
 
 /// <summary>
-/// Stage B's conditioning for one generation at one latent size: each attention block's mapped keys and values, and
-/// per effnet mapper index the mapped effnet embedding (null where that level injects none).
+/// Stage B's conditioning for one generation at one latent size: each attention block's keys and values of the text,
+/// the stacked timestep mappers, and per effnet mapper index the mapped effnet embedding (null where that level injects none).
 /// </summary>
-public sealed record DecoderCondition(IReadOnlyDictionary<AttnBlock, Tensor> KeyValues, IReadOnlyList<Tensor?> Effnet, long LatentHeight, long LatentWidth);
+public sealed record DecoderCondition(IReadOnlyDictionary<AttnBlock, KeyValues> KeyValues, TimestepModulation Timesteps, IReadOnlyList<Tensor?> Effnet,
+    long LatentHeight, long LatentWidth);

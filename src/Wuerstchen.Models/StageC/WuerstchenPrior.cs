@@ -74,7 +74,8 @@ public sealed class WuerstchenPrior : nn.Module<Tensor, Tensor, Tensor, Tensor>
 
     /// <summary>
     /// The text's part of the forward pass, which a sampling loop computes once per generation instead of once per step:
-    /// <c>cond_mapper(c)</c> and every attention block's <c>kv_mapper</c> of it.
+    /// <c>cond_mapper(c)</c>, every attention block's keys and values of it, and the timestep blocks' mappers stacked
+    /// into one product.
     /// </summary>
     /// <param name="c">(B, L, c_cond) text states, the batch the forward passes will run on.</param>
     public PriorCondition MapCondition(Tensor c, Action<string, Tensor>? observe = null)
@@ -82,7 +83,7 @@ public sealed class WuerstchenPrior : nn.Module<Tensor, Tensor, Tensor, Tensor>
         var embedding = cond_mapper.forward(c);
         observe?.Invoke("cond_mapper", embedding);
         var keyValues = blocks.OfType<AttnBlock>().Select(attention => attention.MapCondition(embedding)).ToArray();
-        return new PriorCondition(keyValues);
+        return new PriorCondition(keyValues, TimestepModulation.Of(blocks.OfType<TimestepBlock>().ToArray()));
     }
 
     /// <summary>The forward pass with the text already mapped by <see cref="MapCondition"/>.</summary>
@@ -90,10 +91,11 @@ public sealed class WuerstchenPrior : nn.Module<Tensor, Tensor, Tensor, Tensor>
     {
         using var scope = NewDisposeScope();
         var xIn = x;
-        var hidden = projection.forward(x);
+        var hidden = projection.forward(WuerstchenLayerNorm.ToChannelsLast(x));
         observe?.Invoke("projection", hidden);
         var rEmbed = RatioEmbedding.Generate(r, Config.CR).to(x.dtype);
         observe?.Invoke("r_embed", rEmbed);
+        var modulation = condition.Timesteps.Map(rEmbed);
 
         int index = 0, attentionIndex = 0;
         foreach (var block in blocks)
@@ -101,7 +103,7 @@ public sealed class WuerstchenPrior : nn.Module<Tensor, Tensor, Tensor, Tensor>
             hidden = block switch
             {
                 ResBlock res => res.forward(hidden, null),
-                TimestepBlock timestep => timestep.forward(hidden, rEmbed),
+                TimestepBlock timestep => modulation.Apply(timestep, hidden),
                 AttnBlock attention => attention.Attend(hidden, condition.KeyValues[attentionIndex++]),
                 _ => throw new InvalidOperationException($"Unexpected block {block.GetName()}."),
             };
@@ -115,5 +117,5 @@ public sealed class WuerstchenPrior : nn.Module<Tensor, Tensor, Tensor, Tensor>
     }
 }
 
-/// <summary>Stage C's text conditioning for one generation: each attention block's mapped keys and values, in block order.</summary>
-public sealed record PriorCondition(IReadOnlyList<Tensor> KeyValues);
+/// <summary>Stage C's conditioning for one generation: each attention block's keys and values of the text, in block order, and the stacked timestep mappers.</summary>
+public sealed record PriorCondition(IReadOnlyList<KeyValues> KeyValues, TimestepModulation Timesteps);

@@ -3,6 +3,7 @@ using TorchSharp;
 using Wuerstchen.Models.Imaging;
 using Wuerstchen.Models.IO;
 using Wuerstchen.Models.Pipelines;
+using Wuerstchen.Models.Schedulers;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
 using static TorchSharp.torch;

@@ -17,7 +17,7 @@ public sealed class OutOfMemoryTests
     {
         using var scope = NewDisposeScope();
         using var pipeline = WuerstchenPriorPipeline.FromRepository(ModelRepository.Open(ParityFixtures.PathOf("models/prior-pipeline")));
-        const int Size = 131_072;
+        const int Size = 262_144;
         const int Steps = 60;
         var (h, w) = pipeline.LatentSize(Size, Size);
         double bytesPerImage = (Steps + 1.0) * pipeline.Prior.Config.CIn * h * w * sizeof(float);

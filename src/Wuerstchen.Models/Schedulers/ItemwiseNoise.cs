@@ -1,8 +1,7 @@
 using TorchSharp;
-using Wuerstchen.Models.Schedulers;
 using static TorchSharp.torch;
 
-namespace Wuerstchen.Pipeline.Generation;
+namespace Wuerstchen.Models.Schedulers;
 
 /// <summary>
 /// Noise for a batch whose items each own a seeded stream: every draw of shape (Σ rows, …) is the concatenation of
