@@ -125,15 +125,23 @@ public sealed class WuerstchenDecoderPipeline : IDisposable
     /// </summary>
     public Tensor DecodeToBytes(Tensor latents) => DecodeOnDevice(latents, Imaging.PngImages.ToBytesOnDevice);
 
+    /// <summary>Decodes in chunks of <see cref="InferenceOptions.DecodeBatch"/> images (all at once without it); each chunk's result comes to the host.</summary>
     private Tensor DecodeOnDevice(Tensor latents, Func<Tensor, Tensor> finish)
     {
         var (height, width) = ImageSize(latents.shape[2], latents.shape[3]);
-        return StageOutOfMemoryException.Guard("Stage A", (int)width, (int)height, latents.shape[0], Options.Device, () =>
+        long count = latents.shape[0], chunk = Options.DecodeBatch ?? count;
+        return StageOutOfMemoryException.Guard("Stage A", (int)width, (int)height, count, Options.Device, () =>
         {
             using var scope = NewDisposeScope();
             using var inference = inference_mode();
-            var images = Vqgan.Decode(latents.to(Options.DType, Options.Device) * Vqgan.ScaleFactor).clamp(0, 1);
-            return finish(images).cpu().MoveToOuterDisposeScope();
+            var parts = new List<Tensor>();
+            for (long start = 0; start < count; start += chunk)
+            {
+                var part = latents.narrow(0, start, Math.Min(chunk, count - start));
+                var images = Vqgan.Decode(part.to(Options.DType, Options.Device) * Vqgan.ScaleFactor).clamp(0, 1);
+                parts.Add(finish(images).cpu());
+            }
+            return (parts.Count == 1 ? parts[0] : cat(parts)).MoveToOuterDisposeScope();
         });
     }
 

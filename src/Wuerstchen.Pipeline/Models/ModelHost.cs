@@ -60,7 +60,7 @@ public sealed partial class ModelHost(ModelLocator locator, IOptions<ModelOption
             "float16" => torch.ScalarType.Float16,
             _ => torch.ScalarType.Float32,
         };
-        var inference = new InferenceOptions { Device = device, DType = dtype };
+        var inference = new InferenceOptions { Device = device, DType = dtype, DecodeBatch = DeviceProfile.For(options).DecodeBatch };
         Wuerstchen.Models.Runtime.TorchRuntime.ConfigureMath(inference);
         return inference;
     }

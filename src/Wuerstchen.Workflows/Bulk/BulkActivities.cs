@@ -37,7 +37,8 @@ public sealed class BulkActivities(IBlobStore store, BatchPlanStore plans, Model
             prompts = await BulkPlanner.ReadJsonLinesAsync(file, bulkOptions.Value.MaxPrompts, cancellationToken).ConfigureAwait(false);
         }
 
-        var plan = BulkPlanner.Plan(job, prompts, limits.Value, models.Exists, modelOptions.Value.Precision, bulkOptions.Value.BatchSize);
+        var plan = BulkPlanner.Plan(job, prompts, limits.Value, models.Exists, modelOptions.Value.Precision,
+            bulkOptions.Value.EffectiveBatchSize(modelOptions.Value));
         await plans.WriteAsync(BulkBlobs.Plan(jobId), plan.Batches, cancellationToken: cancellationToken).ConfigureAwait(false);
         int imagesPerPrompt = plan.Batches.FirstOrDefault()?.Settings.ImagesPerPrompt ?? 1;
         using var entries = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(new PlanEntries(plan.Entries, plan.EntriesOfBatch, imagesPerPrompt), Json));

@@ -64,7 +64,7 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
         }
 
         var options = bulkOptions.Value;
-        var input = new BulkJobInput(job.JobId, workflowOptions.Value.Retry, options.MaxParallelism, options.BatchSize);
+        var input = new BulkJobInput(job.JobId, workflowOptions.Value.Retry, options.MaxParallelism, options.EffectiveBatchSize(modelOptions.Value));
         await client.ScheduleNewOrchestrationInstanceAsync(BulkGenerateOrchestration.Name, input, new StartOrchestrationOptions(instanceId), cancellationToken).ConfigureAwait(false);
         LogStarted(job.JobId, instanceId);
         return new IntakeOutcome(IntakeDisposition.Started, job.JobId);

@@ -89,6 +89,25 @@ public sealed class WuerstchenTextToImagePipelineTests
         Parity.AssertEqual(bytes, PngImages.ToBytes(decoder.Decode(latents)), $"{caseName} 8-bit images");
     }
 
+    [Fact]
+    public void StageADecodingInChunksGivesTheImagesOfOneDecode()
+    {
+        using var scope = NewDisposeScope();
+        string caseName = PipelineCase.Names("pipeline_").First(name =>
+        {
+            using var candidate = PipelineCase.Open(name);
+            return candidate.HasDecoder;
+        });
+        using var fixture = PipelineCase.Open(caseName);
+        var latents = fixture.Load($"decoder.latents.{fixture.Count("decoder.latents.") - 1}");
+        Assert.True(latents.shape[0] > 1, $"{caseName} has a single image; chunking needs two");
+        var repository = ModelRepository.Open(ParityFixtures.PathOf("models/decoder-pipeline"));
+        using var whole = WuerstchenDecoderPipeline.FromRepository(repository);
+        using var chunked = WuerstchenDecoderPipeline.FromRepository(repository, new InferenceOptions { DecodeBatch = 1 });
+        Parity.AssertClose(chunked.Decode(latents), whole.Decode(latents), Parity.ModuleTolerance, "images decoded one at a time");
+        Assert.Equal(whole.DecodeToBytes(latents).shape, chunked.DecodeToBytes(latents).shape);
+    }
+
     /// <summary>
     /// Images from our own trajectory. With random weights the latents reach 10⁵ and more, so float32 rounding alone
     /// (a few ulp per step, within the trajectory tolerance) moves single pixels of the decoded image by more than
