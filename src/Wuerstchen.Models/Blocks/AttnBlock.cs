@@ -50,7 +50,7 @@ public sealed class AttnBlock : nn.Module<Tensor, Tensor, Tensor>
         // (B, H·W, C) tokens straight from the channels-last norm; the result goes back to NCHW as a view.
         var tokens = norm.ChannelsLast(x).view(batch, height * width, channels);
         var attended = attention.Attend(tokens, condition, _selfAttention).view(batch, height, width, channels).permute(0, 3, 1, 2);
-        return (x + attended).MoveToOuterDisposeScope();
+        return attended.add_(x).MoveToOuterDisposeScope(); // into the projection's fresh output (its backward does not need it)
     }
 }
 

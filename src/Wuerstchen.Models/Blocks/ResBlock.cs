@@ -27,6 +27,6 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor?, Tensor>
         using var scope = NewDisposeScope();
         var input = skip is null ? x : cat([x, skip], dim: 1);
         var hidden = channelwise.forward(norm.ChannelsLast(depthwise.forward(input))).permute(0, 3, 1, 2);
-        return (hidden + x).MoveToOuterDisposeScope();
+        return hidden.add_(x).MoveToOuterDisposeScope(); // into the MLP's fresh output (its backward does not need it)
     }
 }

@@ -27,8 +27,8 @@ public sealed class TimestepBlock : nn.Module<Tensor, Tensor, Tensor>
     /// <summary><c>x·scale + shift</c> with scale = 1 + a and shift = b from <see cref="TimestepModulation"/>: the same operations as <see cref="forward"/>.</summary>
     public static Tensor Modulate(Tensor x, Tensor scale, Tensor shift)
     {
-        using var scaled = x * scale;
-        return scaled + shift;
+        var scaled = x * scale;
+        return scaled.add_(shift);
     }
 }
 

@@ -75,8 +75,11 @@ public sealed class SeededNoise : INoiseSource, IDisposable
     private static void Fill(Tensor sequence, IReadOnlyList<SeededNoise> streams, long rowsPerStream)
     {
         long count = sequence.shape[0];
+        // Inference mode is per thread: a buffer made under it may only be written under it, on the workers too.
+        bool inference = is_inference_mode_enabled();
         Parallel.For(0, streams.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(streams.Count, Environment.ProcessorCount) }, s =>
         {
+            using var mode = inference ? inference_mode() : null;
             for (long d = 0; d < count; d++)
             {
                 using var draw = sequence[d];

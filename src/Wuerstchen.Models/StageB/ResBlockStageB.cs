@@ -35,6 +35,6 @@ public sealed class ResBlockStageB : nn.Module<Tensor, Tensor?, Tensor>
         if (skips.Count > 0)
             hidden = cat([hidden, .. skips.Select(s => s.permute(0, 2, 3, 1))], dim: 3);
         hidden = channelwise.forward(hidden).permute(0, 3, 1, 2);
-        return (hidden + x).MoveToOuterDisposeScope();
+        return hidden.add_(x).MoveToOuterDisposeScope(); // into the MLP's fresh output (its backward does not need it)
     }
 }

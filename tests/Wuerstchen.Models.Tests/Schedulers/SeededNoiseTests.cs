@@ -61,10 +61,13 @@ public sealed class SeededNoiseTests
         Parity.AssertEqual(upFront.Randn([7], dtype), stepwise.Randn([7], dtype), "the draw after the sequence");
     }
 
-    [Fact]
-    public void StreamsDrawingTheirOwnRowsInParallelMatchEachStreamDrawingAlone()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // as the pipelines call it: the workers must draw under inference mode too
+    public void StreamsDrawingTheirOwnRowsInParallelMatchEachStreamDrawingAlone(bool inInferenceMode)
     {
         using var scope = NewDisposeScope();
+        using var mode = inInferenceMode ? inference_mode() : null;
         ulong[] seeds = [3, 1234, 7, 99, 5];
         const long rows = 2;
         long[] shape = [seeds.Length * rows, 16, 3, 3];
