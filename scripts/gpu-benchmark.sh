@@ -50,10 +50,12 @@ pack() {
   for project in src/Wuerstchen.Benchmarks tests/Wuerstchen.Cuda.Tests; do
     say "publishing $project with the external LibTorch backend"
     # A separate artifacts folder keeps this backend's restore and build apart from the normal (cpu) build.
-    dotnet publish "$root/$project" -c Release -r linux-x64 --self-contained false -p:UseAppHost=false \
+    dotnet publish "$root/$project" -c Release -r linux-x64 --self-contained false \
       -p:TorchBackend=external -p:TorchSharpNativePatchForce=true \
       --artifacts-path "$build/artifacts" -o "$build/app" -v q -nologo >&2
   done
+  # The test SDK's code-coverage collector and instrumentation engines (about 24 MB) serve `dotnet test` only.
+  rm -rf "$build/app/CodeCoverage" "$build/app"/{x86,x64,arm64,alpine,ubuntu,macos}
   local natives
   natives=$(find "$build/app" \( -name 'libtorch*.so*' -o -name 'libc10*.so*' -o -name 'libgomp*.so*' \) -print)
   [ -z "$natives" ] || die "the external publish holds LibTorch natives, which must come from the GPU machine's PyTorch: $natives"
@@ -66,8 +68,14 @@ pack() {
   [ -n "$framework" ] || die "no .NET 10 runtime under $dotnet_root/shared/Microsoft.NETCore.App."
   local fxr
   fxr=$(ls -d "$dotnet_root"/host/fxr/* | sort -V | tail -1)
-  tar -czf "$output/dotnet-runtime.tar.gz" -C "$dotnet_root" dotnet "host/fxr/$(basename "$fxr")" \
-    "shared/Microsoft.NETCore.App/$(basename "$framework")" $(cd "$dotnet_root" && ls LICENSE* ThirdPartyNotices* 2>/dev/null || true)
+  # xz takes the runtime from 36 MB (gzip) to 26 MB; Ubuntu and Debian images have it (tar -J).
+  local runtime_files=(dotnet "host/fxr/$(basename "$fxr")" "shared/Microsoft.NETCore.App/$(basename "$framework")")
+  runtime_files+=($(cd "$dotnet_root" && ls LICENSE* ThirdPartyNotices* 2>/dev/null || true))
+  if command -v xz >/dev/null; then
+    XZ_OPT=-T0 tar -cJf "$output/dotnet-runtime.tar.xz" -C "$dotnet_root" "${runtime_files[@]}"
+  else
+    tar -czf "$output/dotnet-runtime.tar.gz" -C "$dotnet_root" "${runtime_files[@]}"
+  fi
 
   say "collecting the fixtures and the anchor"
   cp -r "$fixtures/models/prior-pipeline" "$fixtures/models/decoder-pipeline" "$build/fixtures/models/"
@@ -125,7 +133,12 @@ run() {
   say "unpacking into $work"
   rm -rf "$work"
   mkdir -p "$work/dotnet" "$work/diffusers"
-  tar -xzf "$here/dotnet-runtime.tar.gz" -C "$work/dotnet"
+  if [ -f "$here/dotnet-runtime.tar.xz" ]; then
+    command -v xz >/dev/null || die "the .NET runtime is packed with xz, which this machine lacks (install xz-utils, or pack where xz is missing to get gzip)."
+    tar -xJf "$here/dotnet-runtime.tar.xz" -C "$work/dotnet"
+  else
+    tar -xzf "$here/dotnet-runtime.tar.gz" -C "$work/dotnet"
+  fi
   tar -xzf "$here/wuerstchen.tar.gz" -C "$work"
   local dotnet="$work/dotnet/dotnet" app="$work/app" fixtures="$work/fixtures"
   export DOTNET_ROOT="$work/dotnet"
