@@ -1,5 +1,3 @@
-using Wuerstchen.Models.Runtime;
-
 namespace Wuerstchen.Pipeline.Models;
 
 /// <summary>
@@ -16,7 +14,7 @@ public sealed record DeviceProfile(int BulkBatchSize, int? DecodeBatch, string D
 
     public static DeviceProfile Cpu { get; } = new(4, null, "CPU");
 
-    /// <summary>The profile of the configured device; for CUDA the card's memory is read once, through NVML.</summary>
+    /// <summary>The profile of the configured device; for CUDA the first card's memory as the driver reports it (<see cref="GpuProbe"/>).</summary>
     public static DeviceProfile For(ModelOptions options) => options.Device == "cuda" ? Cuda.Value : Cpu;
 
     /// <summary>The profile of a card with <paramref name="totalBytes"/> of memory.</summary>
@@ -32,8 +30,10 @@ public sealed record DeviceProfile(int BulkBatchSize, int? DecodeBatch, string D
 
     private static DeviceProfile ForCuda()
     {
-        using var gpu = GpuMemory.TryOpen();
-        // Without NVML the card is unknown: the small-card profile cannot run out of memory where the others would.
-        return gpu is null ? new DeviceProfile(4, 2, "CUDA device of unknown memory (NVML not available)") : ForCardMemory(gpu.TotalBytes, gpu.Name);
+        var gpu = GpuProbe.Current;
+        // Without the driver's answer the card is unknown: the small-card profile cannot run out of memory where the others would.
+        return gpu.Devices.Count == 0
+            ? new DeviceProfile(4, 2, $"CUDA device of unknown memory ({gpu.Problem})")
+            : ForCardMemory(gpu.Devices[0].TotalMemoryBytes, gpu.Devices[0].Name);
     }
 }
