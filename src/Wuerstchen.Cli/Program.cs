@@ -43,6 +43,7 @@ app.Configure(config =>
 bool verbose = args.Contains("--verbose") || args.Contains("-v");
 try
 {
+    Wuerstchen.Models.Runtime.TorchRuntime.EnsureNativesLoaded(); // the external backend finds LibTorch here, or says where it looked
     return await app.RunAsync(args, cancellation.Token);
 }
 catch (OperationCanceledException) when (cancellation.IsCancellationRequested)

@@ -187,6 +187,7 @@ public sealed partial class ModelHost : IDisposable
 
     private static InferenceOptions InferenceFrom(ModelOptions options)
     {
+        Wuerstchen.Models.Runtime.TorchRuntime.EnsureNativesLoaded();
         var device = options.Device == "cuda" ? InitializeCuda() : torch.CPU;
         var dtype = options.Precision switch
         {
@@ -194,7 +195,9 @@ public sealed partial class ModelHost : IDisposable
             "float16" => torch.ScalarType.Float16,
             _ => torch.ScalarType.Float32,
         };
-        return new InferenceOptions { Device = device, DType = dtype };
+        var inference = new InferenceOptions { Device = device, DType = dtype, DecodeBatch = DeviceProfile.For(options).DecodeBatch };
+        Wuerstchen.Models.Runtime.TorchRuntime.ConfigureMath(inference);
+        return inference;
     }
 
     private static torch.Device InitializeCuda()

@@ -45,7 +45,8 @@ public sealed class BulkActivities(IBlobStore store, BatchPlanStore plans, Model
                 prompts = [(null, $"The job was not run: {e.Message}")];
             }
         }
-        var plan = BulkPlanner.Plan(job, prompts, limits.Value, models.Problem, modelOptions.Value.Precision, bulkOptions.Value.BatchSize);
+        var plan = BulkPlanner.Plan(job, prompts, limits.Value, models.Problem, modelOptions.Value.Precision,
+            bulkOptions.Value.EffectiveBatchSize(modelOptions.Value));
         if (BulkPlanner.WorkProblem(plan, bulkOptions.Value.MaxWorkPerJob) is { } overBudget)
             plan = BulkPlanner.RejectWhole(plan, overBudget);
         await plans.WriteAsync(BulkBlobs.Plan(jobId), plan.Batches, cancellationToken: cancellationToken).ConfigureAwait(false);

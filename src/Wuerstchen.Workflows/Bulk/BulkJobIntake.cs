@@ -43,7 +43,7 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
             else if (job.PromptsBlob is { } file)
                 rejection = await PromptsBlobProblemAsync(file, maxPrompts, cancellationToken).ConfigureAwait(false);
             else if (BulkPlanner.WorkProblem(BulkPlanner.Plan(job, job.Prompts!.Select(p => ((BulkPrompt?)p, (string?)null)).ToArray(), limits.Value,
-                         models.Problem, modelOptions.Value.Precision, bulkOptions.Value.BatchSize), bulkOptions.Value.MaxWorkPerJob) is { } overBudget)
+                         models.Problem, modelOptions.Value.Precision, bulkOptions.Value.EffectiveBatchSize(modelOptions.Value)), bulkOptions.Value.MaxWorkPerJob) is { } overBudget)
                 rejection = new BulkJobRejection(overBudget);
         }
         if (rejection is not null)
@@ -70,7 +70,7 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
         }
 
         var options = bulkOptions.Value;
-        var input = new BulkJobInput(job.JobId, workflowOptions.Value.Retry, options.MaxParallelism, options.BatchSize);
+        var input = new BulkJobInput(job.JobId, workflowOptions.Value.Retry, options.MaxParallelism, options.EffectiveBatchSize(modelOptions.Value));
         await client.ScheduleNewOrchestrationInstanceAsync(BulkGenerateOrchestration.Name, input, new StartOrchestrationOptions(instanceId), cancellationToken).ConfigureAwait(false);
         LogStarted(job.JobId, instanceId);
         return new IntakeOutcome(IntakeDisposition.Started, job.JobId);

@@ -1,3 +1,5 @@
+using Wuerstchen.Pipeline.Models;
+
 namespace Wuerstchen.Workflows.Bulk;
 
 /// <summary>Bulk generation. Bound from <c>Wuerstchen:Bulk</c>.</summary>
@@ -8,8 +10,11 @@ public sealed class BulkOptions
     /// <summary>The queue the bulk trigger listens on (the app setting <c>Wuerstchen__Bulk__QueueName</c>).</summary>
     public string QueueName { get; set; } = "generation-jobs";
 
-    /// <summary>Prompts per Stage C / Stage B forward pass.</summary>
-    public int BatchSize { get; set; } = 4;
+    /// <summary>Prompts per Stage C / Stage B forward pass; unset, it follows the device (<see cref="DeviceProfile"/>: 16 on an 80 GB card, 4 on a CPU).</summary>
+    public int? BatchSize { get; set; }
+
+    /// <summary>The batch size to plan with: <see cref="BatchSize"/>, or the device's default.</summary>
+    public int EffectiveBatchSize(ModelOptions models) => BatchSize ?? DeviceProfile.For(models).BulkBatchSize;
 
     /// <summary>Batches of one job in flight at once.</summary>
     public int MaxParallelism { get; set; } = 2;

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using TorchSharp;
 using Wuerstchen.Models.Pipelines;
+using Wuerstchen.Models.Schedulers;
 using Wuerstchen.Models.Tests;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Models;
