@@ -29,9 +29,8 @@ public sealed class BulkCommand : AsyncCommand<BulkCommand.Settings>
         public string? JobId { get; init; }
 
         [CommandOption("--batch-size <N>")]
-        [Description("Prompts per Stage C / Stage B forward pass. Default 4.")]
-        [DefaultValue(4)]
-        public int BatchSize { get; init; } = 4;
+        [Description("Prompts per Stage C / Stage B forward pass. Default: follows the device (4 on a CPU, 16 on an 80 GB GPU).")]
+        public int? BatchSize { get; init; }
 
         public override ValidationResult Validate()
         {
@@ -40,7 +39,7 @@ public sealed class BulkCommand : AsyncCommand<BulkCommand.Settings>
                 return result;
             if (!File.Exists(PromptsFile))
                 return ValidationResult.Error($"The prompts file '{PromptsFile}' does not exist.");
-            return BatchSize < 1 ? ValidationResult.Error("--batch-size must be at least 1.") : ValidationResult.Success();
+            return BatchSize is < 1 ? ValidationResult.Error("--batch-size must be at least 1.") : ValidationResult.Success();
         }
     }
 
@@ -52,7 +51,7 @@ public sealed class BulkCommand : AsyncCommand<BulkCommand.Settings>
         byte[] lines = await PromptLinesAsync(settings.PromptsFile, cancellationToken);
         await using var engine = await LocalEngine.StartAsync(settings, new Dictionary<string, string?>
         {
-            ["Wuerstchen:Bulk:BatchSize"] = settings.BatchSize.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Wuerstchen:Bulk:BatchSize"] = settings.BatchSize?.ToString(System.Globalization.CultureInfo.InvariantCulture),
         }, cancellationToken);
 
         var jobSettings = settings.ToRequest(engine);

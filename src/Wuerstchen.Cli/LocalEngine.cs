@@ -16,8 +16,11 @@ namespace Wuerstchen.Cli;
 /// </summary>
 public sealed class LocalEngine : IAsyncDisposable
 {
-    private LocalEngine(ServiceProvider services, DurableTaskTestHost durable, string? priorModel, string? decoderModel)
+    private readonly CancellationTokenSource _stopping;
+
+    private LocalEngine(ServiceProvider services, DurableTaskTestHost durable, CancellationTokenSource stopping, string? priorModel, string? decoderModel)
     {
+        _stopping = stopping;
         Services = services;
         Durable = durable;
         PriorModel = priorModel;
@@ -49,17 +52,27 @@ public sealed class LocalEngine : IAsyncDisposable
             ? cache
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "wuerstchen", "store");
 
+    /// <summary>
+    /// Starts the engine over the settings: the CLI's defaults, then <c>Wuerstchen__Section__Key</c> environment
+    /// variables (for settings without an option), then the command's options and <paramref name="extra"/>; every
+    /// section is validated before anything runs (<see cref="Microsoft.Extensions.Options.OptionsValidationException"/>).
+    /// Running stages stop at their next step when <paramref name="cancellationToken"/> is cancelled (Ctrl+C) or the
+    /// engine is disposed.
+    /// </summary>
     public static async Task<LocalEngine> StartAsync(EngineSettings settings, IDictionary<string, string?>? extra, CancellationToken cancellationToken)
     {
+        var defaults = new Dictionary<string, string?>
+        {
+            ["Wuerstchen:Models:CacheRoot"] = Path.Combine(Path.GetDirectoryName(DefaultStore())!, "models"),
+            ["Wuerstchen:Workflows:Retry:MaxAttempts"] = "2",
+            ["Wuerstchen:Workflows:Retry:FirstInterval"] = "00:00:01",
+            ["Wuerstchen:Workflows:ProgressInterval"] = "00:00:00.200",
+        };
         var values = new Dictionary<string, string?>
         {
             ["Wuerstchen:Models:Root"] = settings.ModelsRoot ?? DefaultModelsRoot(),
             ["Wuerstchen:Models:Device"] = settings.Device,
             ["Wuerstchen:Models:Precision"] = settings.Precision,
-            ["Wuerstchen:Models:CacheRoot"] = Path.Combine(Path.GetDirectoryName(DefaultStore())!, "models"),
-            ["Wuerstchen:Workflows:Retry:MaxAttempts"] = "2",
-            ["Wuerstchen:Workflows:Retry:FirstInterval"] = "00:00:01",
-            ["Wuerstchen:Workflows:ProgressInterval"] = "00:00:00.200",
         };
         if (settings.StorageConnection is { } connection)
         {
@@ -77,7 +90,11 @@ public sealed class LocalEngine : IAsyncDisposable
         foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
             values[key] = value;
 
-        var configuration = new ConfigurationBuilder().AddInMemoryCollection(values).Build();
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(defaults)
+            .AddInMemoryCollection(SettingsFromEnvironment())
+            .AddInMemoryCollection(values)
+            .Build();
         var services = new ServiceCollection();
         services.AddLogging(logging =>
         {
@@ -88,15 +105,37 @@ public sealed class LocalEngine : IAsyncDisposable
         });
         services.AddWuerstchenWorkflows(configuration);
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
-        _ = provider.GetRequiredService<IBlobStore>();
+        try
+        {
+            provider.ValidateSettings();
+            _ = provider.GetRequiredService<IBlobStore>();
+        }
+        catch
+        {
+            await provider.DisposeAsync();
+            throw;
+        }
 
         // The engine's gRPC sidecar is a web host of its own that logs to the console from configuration;
         // keep its chatter out of the command's output unless asked for.
         if (Environment.GetEnvironmentVariable(SidecarLogLevelVariable) is null)
             Environment.SetEnvironmentVariable(SidecarLogLevelVariable, settings.Verbose ? "Information" : "Warning");
-        var durable = await EmbeddedDurableEngine.StartAsync(registry => registry.AddWuerstchenWorkflows(provider),
+        var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var durable = await EmbeddedDurableEngine.StartAsync(registry => registry.AddWuerstchenWorkflows(provider, stopping.Token),
             provider.GetRequiredService<ILoggerFactory>(), cancellationToken);
-        return new LocalEngine(provider, durable, prior, decoder);
+        return new LocalEngine(provider, durable, stopping, prior, decoder);
+    }
+
+    /// <summary>The <c>Wuerstchen__Section__Key</c> environment variables, as the Functions app reads its app settings.</summary>
+    private static Dictionary<string, string?> SettingsFromEnvironment()
+    {
+        var settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
+        foreach (System.Collections.DictionaryEntry variable in Environment.GetEnvironmentVariables())
+        {
+            if (variable.Key is string name && name.StartsWith("Wuerstchen__", StringComparison.OrdinalIgnoreCase))
+                settings[name.Replace("__", ":", StringComparison.Ordinal)] = variable.Value as string;
+        }
+        return settings;
     }
 
     /// <summary>A model option that names an existing folder is registered under its full path; a name stays a name.</summary>
@@ -111,7 +150,9 @@ public sealed class LocalEngine : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _stopping.CancelAsync();
         await Durable.DisposeAsync();
         await Services.DisposeAsync();
+        _stopping.Dispose();
     }
 }

@@ -69,7 +69,7 @@ public sealed partial class FineTuneScheduler(IBlobStore store, FineTuneService 
         ScheduleDecision Skip(string reason, string? instanceId = null, string? runId = null, string? version = null) =>
             new(now, label, key, Skipped, reason, instanceId, runId, version);
 
-        var validated = FineTuneRequestValidator.Validate(request with { RunId = null }, training.Value, models.Exists, () => "pending");
+        var validated = FineTuneRequestValidator.Validate(request with { RunId = null }, training.Value, models.Problem, () => "pending");
         if (!validated.IsValid)
             return Skip("invalid request: " + string.Join(" ", validated.Errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")));
         var run = validated.Run!;

@@ -3,6 +3,7 @@ using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Wuerstchen.Pipeline;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
 using Wuerstchen.Pipeline.Training;
@@ -47,7 +48,7 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
 
     public async Task<StartOutcome> StartAsync(DurableTaskClient client, FineTuneRequest? request, CancellationToken cancellationToken)
     {
-        var validated = FineTuneRequestValidator.Validate(request, training.Value, models.Exists, NewRunId);
+        var validated = FineTuneRequestValidator.Validate(request, training.Value, models.Problem, NewRunId);
         if (!validated.IsValid)
             return new StartOutcome(StartDisposition.Invalid, null, validated.Errors);
         return await StartRunAsync(client, validated.Run!, validated.Run!.RunId, cancellationToken).ConfigureAwait(false);
@@ -82,9 +83,10 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
         return new StartOutcome(StartDisposition.Started, instanceId);
     }
 
+    /// <summary>Where the fine-tune stands; null when there is none, or the id is of another kind (a generation, a bulk job).</summary>
     public async Task<FineTuneStatus?> GetStatusAsync(DurableTaskClient client, string id, CancellationToken cancellationToken)
     {
-        var instance = await client.GetInstanceAsync(id, getInputsAndOutputs: true, cancellationToken).ConfigureAwait(false);
+        var instance = await GetFineTuneAsync(client, id, cancellationToken).ConfigureAwait(false);
         if (instance is null)
             return null;
         var input = instance.SerializedInput is null ? null : instance.ReadInputAs<FineTuneInput>();
@@ -123,7 +125,7 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
             prepared?.Items.Count,
             prepared?.Problems ?? [],
             result,
-            instance.FailureDetails?.ErrorMessage,
+            ErrorText.WithoutPaths(instance.FailureDetails?.ErrorMessage),
             instance.CreatedAt,
             instance.LastUpdatedAt,
             run);
@@ -131,17 +133,25 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
 
     /// <summary>
     /// Stops a pending or running fine-tune: releases its run's lease (the training loop stops at its next step,
-    /// without a checkpoint) and terminates the instance. False when it does not exist or has already ended.
+    /// without a checkpoint) and terminates the instance. False when it does not exist (or is of another kind) or has
+    /// already ended.
     /// </summary>
     public async Task<bool> CancelAsync(DurableTaskClient client, string id, CancellationToken cancellationToken)
     {
-        var instance = await client.GetInstanceAsync(id, getInputsAndOutputs: true, cancellationToken).ConfigureAwait(false);
+        var instance = await GetFineTuneAsync(client, id, cancellationToken).ConfigureAwait(false);
         if (instance is null || instance.IsCompleted)
             return false;
         if (instance.SerializedInput is not null && instance.ReadInputAs<FineTuneInput>() is { } input)
             await FineTuneRuns.ReleaseLeaseAsync(store, input.RunId, cancellationToken).ConfigureAwait(false);
         await client.TerminateInstanceAsync(id, "Cancelled by the client.", cancellationToken).ConfigureAwait(false);
         return true;
+    }
+
+    /// <summary>The FineTuneStageC instance with this id; null for none or another kind.</summary>
+    private static async Task<OrchestrationMetadata?> GetFineTuneAsync(DurableTaskClient client, string id, CancellationToken cancellationToken)
+    {
+        var instance = await client.GetInstanceAsync(id, getInputsAndOutputs: true, cancellationToken).ConfigureAwait(false);
+        return instance?.Name == FineTuneOrchestration.Name ? instance : null;
     }
 
     /// <summary>The published fine-tuned versions, newest first.</summary>
