@@ -40,7 +40,7 @@ public sealed class GenerateCommand : AsyncCommand<GenerateCommand.Settings>
 
         var outcome = await service.StartAsync(engine.Client, request, idempotencyKey: null, cancellationToken);
         if (outcome.Disposition == StartDisposition.Invalid)
-            return Errors.FromValidation(outcome.Errors!);
+            return Errors.FromValidation(outcome.Errors!, SamplingSettings.Options);
 
         string id = outcome.GenerationId!;
         try

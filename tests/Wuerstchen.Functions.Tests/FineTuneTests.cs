@@ -112,7 +112,7 @@ public sealed class FineTuneTests
         byte[] raw = await GenerateAsync(environment, version.RawName);
         Assert.NotEqual(baseImage, tuned);
         Assert.NotEqual(tuned, raw);
-        string materialised = environment.Services.GetRequiredService<Pipeline.Models.FineTunedModels>().LocalFolder(status.RunId!, raw: false);
+        string materialised = environment.Services.GetRequiredService<Pipeline.Models.FineTunedModels>().LocalFolder(status.RunId!, version.Revision, raw: false);
         Assert.True(Directory.Exists(materialised), $"{materialised} was not materialised");
         Assert.StartsWith(environment.Services.GetRequiredService<IOptions<Pipeline.Models.ModelOptions>>().Value.CacheRoot!, materialised);
     }
@@ -381,7 +381,7 @@ public sealed class FineTuneTests
         Assert.Equal(["started", "skipped", "skipped", "skipped", "started", "skipped"], log.Select(d => d.Action));
         Assert.All(log, d => Assert.Equal("shapes", d.Dataset));
         var versions = await environment.Services.GetRequiredService<FineTuneService>().ListModelsAsync(Token);
-        Assert.Equal([changed.RunId, first.RunId], versions.Select(v => v.VersionId));
+        Assert.Equal([changed.RunId, first.RunId], versions.Select(v => v.Latest.VersionId));
     }
 
     [Fact]

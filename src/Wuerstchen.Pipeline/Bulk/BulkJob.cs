@@ -55,7 +55,7 @@ public static partial class BulkJobParser
         }
         catch (JsonException e)
         {
-            return (null, new BulkJobRejection($"The message is not JSON: {e.Message}"));
+            return (null, new BulkJobRejection($"The message is not JSON: {JsonErrors.Describe(e)}"));
         }
 
         using (document)
@@ -82,7 +82,7 @@ public static partial class BulkJobParser
                 }
                 catch (JsonException e)
                 {
-                    return (null, new BulkJobRejection($"settings: {e.Message}"));
+                    return (null, new BulkJobRejection($"settings: {JsonErrors.Describe(e)}"));
                 }
             }
 
@@ -131,7 +131,7 @@ public static partial class BulkJobParser
         }
         catch (JsonException e)
         {
-            return (null, e.Message);
+            return (null, JsonErrors.Describe(e));
         }
     }
 

@@ -39,6 +39,12 @@ public sealed class TrainingOptions
     /// <summary>Checkpoints kept per run (the newest; at least two, so a corrupt newest one has a predecessor).</summary>
     public int CheckpointsToKeep { get; set; } = 3;
 
+    /// <summary>How often a running chunk (or preparation) publishes its step, loss, rate, speed and ETA to the status.</summary>
+    public TimeSpan ProgressInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How often a running chunk writes its steps so far to the loss log (<c>loss.jsonl</c>); each chunk's end writes them too.</summary>
+    public TimeSpan LossLogInterval { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>A full garbage collection every this many steps: finalisable native objects otherwise pin the native heap (torchsharp.md §6).</summary>
     public int CollectGarbageEvery { get; set; } = 10;
 
@@ -51,6 +57,8 @@ public sealed class TrainingOptions
             errors.Add($"{Section}:Schedule is '{Schedule}'; use a six-field NCRONTAB expression such as '0 0 3 * * *'.");
         if (MaxImageBytes < 1 || MaxImagePixels < 1 || MaxItems < 1 || PrepareBatchSize < 1 || StepsPerChunk < 1 || CollectGarbageEvery < 1)
             errors.Add($"{Section}: MaxImageBytes, MaxImagePixels, MaxItems, PrepareBatchSize, StepsPerChunk and CollectGarbageEvery must be positive.");
+        if (ProgressInterval <= TimeSpan.Zero || LossLogInterval <= TimeSpan.Zero)
+            errors.Add($"{Section}: ProgressInterval and LossLogInterval must be positive durations (e.g. 00:00:02).");
         if (CheckpointsToKeep < 2)
             errors.Add($"{Section}:CheckpointsToKeep is {CheckpointsToKeep}; keep at least 2 so a corrupt newest checkpoint has a predecessor.");
         for (int i = 0; i < Scheduled.Count; i++)

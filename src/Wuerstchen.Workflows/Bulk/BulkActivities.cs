@@ -37,6 +37,9 @@ public sealed class BulkActivities(IBlobStore store, BatchPlanStore plans, Model
             prompts = await BulkPlanner.ReadJsonLinesAsync(file, bulkOptions.Value.MaxPrompts, cancellationToken).ConfigureAwait(false);
         }
 
+        // A fine-tuned prior is pinned to its newest revision now, so every batch of the job uses the same weights.
+        if (job.Settings.PriorModel is { } prior)
+            job = job with { Settings = job.Settings with { PriorModel = models.Pin(prior) } };
         var plan = BulkPlanner.Plan(job, prompts, limits.Value, models.Exists, modelOptions.Value.Precision, bulkOptions.Value.BatchSize);
         await plans.WriteAsync(BulkBlobs.Plan(jobId), plan.Batches, cancellationToken: cancellationToken).ConfigureAwait(false);
         int imagesPerPrompt = plan.Batches.FirstOrDefault()?.Settings.ImagesPerPrompt ?? 1;

@@ -36,7 +36,7 @@ public sealed partial class FineTuneScheduler(IBlobStore store, FineTuneService 
     {
         var decisions = new List<ScheduleDecision>();
         var options = training.Value;
-        var published = await versions.ListAsync(cancellationToken).ConfigureAwait(false);
+        var published = (await versions.ListAsync(cancellationToken).ConfigureAwait(false)).Select(p => p.Latest).ToArray();
         foreach (var scheduled in options.Scheduled)
             decisions.Add(await DecideAsync(client, scheduled, published, now, cancellationToken).ConfigureAwait(false));
         await AppendLogAsync(decisions, cancellationToken).ConfigureAwait(false);
@@ -103,6 +103,7 @@ public sealed partial class FineTuneScheduler(IBlobStore store, FineTuneService 
         {
             StartDisposition.Started => new ScheduleDecision(now, label, key, Started, why, instanceId, runId, manifest.Version),
             StartDisposition.Existing => Skip($"a fine-tune of this dataset is already running as {instanceId}.", instanceId, runId, manifest.Version),
+            StartDisposition.Invalid => Skip("it cannot start: " + string.Join(" ", outcome.Errors!.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")), instanceId, runId, manifest.Version),
             _ => Skip($"run {runId} exists with other settings; it was not started.", instanceId, runId, manifest.Version),
         };
     }
