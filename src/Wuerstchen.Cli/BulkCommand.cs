@@ -70,7 +70,10 @@ public sealed class BulkCommand : AsyncCommand<BulkCommand.Settings>
         {
             var done = await FollowAsync(engine.Client, instanceId, cancellationToken);
             if (done.RuntimeStatus != OrchestrationRuntimeStatus.Completed)
-                return Errors.Failed($"The bulk job {done.RuntimeStatus.ToString().ToLowerInvariant()}: {done.FailureDetails?.ErrorMessage}");
+            {
+                await FailureDetails.WriteAsync(engine.Client, instanceId, settings.Verbose);
+                return Errors.Failed($"The bulk job {done.RuntimeStatus.ToString().ToLowerInvariant()}: {Wuerstchen.Workflows.WorkflowFailures.Message(done.FailureDetails)}");
+            }
             var summary = done.ReadOutputAs<BulkSummary>()!;
             var entries = await ExportAsync(engine.Store, jobId, settings.Output, cancellationToken);
             foreach (var entry in entries.Where(e => e.Status != "succeeded"))

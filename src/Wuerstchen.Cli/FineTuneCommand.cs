@@ -199,6 +199,7 @@ public sealed class FineTuneCommand : AsyncCommand<FineTuneCommand.Settings>
             }
             if (status.RuntimeStatus != "Completed" || status.Result is not { } result)
             {
+                await FailureDetails.WriteAsync(engine.Client, id, settings.Verbose);
                 string error = (status.Error ?? "no reason was recorded").Replace(TrainingBlobs.DatasetReport(request.RunId!), StoreLocation.Describe(engine.Configuration, TrainingBlobs.DatasetReport(request.RunId!)), StringComparison.Ordinal);
                 return Errors.Failed($"the fine-tune {(status.RuntimeStatus == "Failed" ? "failed" : "stopped")}: {error}");
             }

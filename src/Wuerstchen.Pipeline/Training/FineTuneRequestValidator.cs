@@ -74,7 +74,7 @@ public static partial class FineTuneRequestValidator
             ? Range("warmupSteps", givenWarmup, 0, MaxTotalSteps)
             : ScaledWarmup(recipe.WarmupSteps, totalSteps);
         if (request.WarmupSteps is > 0 && warmup >= totalSteps && totalSteps >= 1)
-            Fail("warmupSteps", $"{warmup} is not fewer than totalSteps ({totalSteps}): the learning rate would never reach learningRate. Use fewer warm-up steps, or more steps.");
+            Fail("warmupSteps", $"{warmup} is not fewer than the run's {totalSteps} steps: the learning rate would never reach its full value. Use fewer warm-up steps, or more steps.");
         int resolution = Range("resolution", request.Resolution ?? recipe.Resolution, 32, 4096);
         if (resolution % 32 != 0)
             Fail("resolution", $"{resolution} is not a multiple of 32 (the encoder's output stride).");
@@ -82,7 +82,7 @@ public static partial class FineTuneRequestValidator
             ? Range("emaUpdateEvery", givenEvery, 1, MaxTotalSteps)
             : ScaledEmaInterval(recipe.EmaUpdateEvery, totalSteps);
         if (request.EmaUpdateEvery is { } every && every > totalSteps && totalSteps >= 1)
-            Fail("emaUpdateEvery", $"{every} is more than totalSteps ({totalSteps}): the EMA would never update, and the published EMA weights would be the base prior's. Use at most {totalSteps}, or more steps.");
+            Fail("emaUpdateEvery", $"{every} is more than the run's {totalSteps} steps: the EMA would never update, and the published EMA weights would be the base prior's. Use at most {totalSteps}, or more steps.");
         double learningRate = Number("learningRate", request.LearningRate ?? recipe.LearningRate, 0, 1, inclusiveLow: false);
         double weightDecay = Number("weightDecay", request.WeightDecay ?? recipe.WeightDecay, 0, 1);
         double maxGradNorm = Number("maxGradNorm", request.MaxGradNorm ?? recipe.MaxGradNorm, 0, 1e6);

@@ -187,7 +187,7 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
             prepared?.Items.Count,
             prepared?.Problems ?? [],
             result,
-            FailureMessage(instance.FailureDetails),
+            WorkflowFailures.Message(instance.FailureDetails),
             instance.CreatedAt,
             instance.LastUpdatedAt,
             run,
@@ -195,16 +195,6 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
             prepared?.LongCaptions ?? []);
     }
 
-    /// <summary>
-    /// The failure in the words of whatever failed: an activity's own message rather than the engine's wrapper
-    /// ("Task 'PrepareFineTuneData' (#2) failed with an unhandled exception: …").
-    /// </summary>
-    public static string? FailureMessage(TaskFailureDetails? failure)
-    {
-        while (failure?.InnerFailure is { } inner)
-            failure = inner;
-        return failure?.ErrorMessage;
-    }
 
     /// <summary>
     /// Stops a pending or running fine-tune: releases its run's lease (the training loop stops at its next step,
