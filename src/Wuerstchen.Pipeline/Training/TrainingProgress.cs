@@ -34,7 +34,7 @@ public sealed record TrainingProgress(
     public const string Training = "Training";
 
     public static Task<TrainingProgress?> ReadAsync(IBlobStore store, string runId, CancellationToken cancellationToken) =>
-        BlobJson.TryReadAsync<TrainingProgress>(store, TrainingBlobs.Progress(runId), cancellationToken);
+        BlobReads.RetryWhileReplacedAsync(() => BlobJson.TryReadAsync<TrainingProgress>(store, TrainingBlobs.Progress(runId), cancellationToken), cancellationToken);
 }
 
 /// <summary>
@@ -55,6 +55,7 @@ public sealed partial class TrainingProgressPublisher : IAsyncDisposable
     private readonly List<LossPoint> _points = [];
     private readonly Lock _pointsLock = new();
     private readonly Stopwatch _sinceLossWrite = Stopwatch.StartNew();
+    private readonly CancellationTokenSource _stopping = new();
     private readonly Task _writer;
     private int _pointsWritten;
 
@@ -93,8 +94,17 @@ public sealed partial class TrainingProgressPublisher : IAsyncDisposable
                 // Progress is advisory: a failed write must not fail the chunk it describes.
                 LogProgressWriteFailed(e, _runId);
             }
-            if (!_latest.Reader.Completion.IsCompleted)
-                await Task.Delay(_interval).ConfigureAwait(false);
+            if (!_latest.Reader.Completion.IsCompleted && !_stopping.IsCancellationRequested)
+            {
+                try
+                {
+                    await Task.Delay(_interval, _stopping.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Disposing: write the last report now instead of at the end of the interval.
+                }
+            }
         }
     }
 
@@ -113,9 +123,11 @@ public sealed partial class TrainingProgressPublisher : IAsyncDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not write the progress of fine-tune run {RunId}")]
     private partial void LogProgressWriteFailed(Exception exception, string runId);
 
+    /// <summary>Writes the last report at once (never waiting out the interval) and stops; later calls only wait for that.</summary>
     public async ValueTask DisposeAsync()
     {
-        _latest.Writer.TryComplete();
+        if (_latest.Writer.TryComplete())
+            await _stopping.CancelAsync().ConfigureAwait(false);
         await _writer.ConfigureAwait(false);
     }
 }
