@@ -115,13 +115,5 @@ public sealed class CommandLineTests : IDisposable
         Assert.Contains("models list", second.Output);
     }
 
-    private static string RepositoryFile(string relative)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Wuerstchen.Functions.sln")))
-                return Path.Combine(dir.FullName, relative);
-        }
-        throw new InvalidOperationException("The repository root was not found above the test binaries.");
-    }
+    private static string RepositoryFile(string relative) => Path.Combine(ParityFixtures.RepositoryRoot(), relative);
 }

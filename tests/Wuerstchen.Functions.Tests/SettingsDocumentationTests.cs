@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using Wuerstchen.Models.Tests;
 using Wuerstchen.Pipeline.Training;
 using Wuerstchen.Workflows;
 
@@ -20,15 +21,7 @@ public sealed class SettingsDocumentationTests
     /// <summary>Settings whose value is a whole object documented elsewhere: a scheduled fine-tune's request is a fine-tune request (docs/fine-tuning.md).</summary>
     private static readonly Type[] DocumentedAsAWhole = [typeof(FineTuneRequest)];
 
-    private static string RepositoryFile(string relative)
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Wuerstchen.Functions.sln")))
-                return Path.Combine(dir.FullName, relative);
-        }
-        throw new InvalidOperationException("The repository root was not found above the test binaries.");
-    }
+    private static string RepositoryFile(string relative) => Path.Combine(ParityFixtures.RepositoryRoot(), relative);
 
     /// <summary>The options types the app binds (as its Program does), each with its configuration section.</summary>
     private static IReadOnlyList<(Type Type, string Section)> BoundOptions()
