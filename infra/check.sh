@@ -10,7 +10,12 @@
 #      script is run against a local HTTP server.
 #   3. Settings contract: infra/app-settings.json must be exactly the env names of the Container App in the compiled
 #      main.json. Then `bicep snapshot` evaluates each parameter file and infra/tools/check_deployment.py checks the
-#      values against the contract and host.json (fixed settings, storage names, model mount, identity, scale rules).
+#      values against the contract and host.json (fixed settings, storage names, model mount, identity, probes, the
+#      bounded model cache, no custom scale rules in the app and the override that replaces them), and the snapshot of
+#      a first deployment's first step (deployApp=false).
+#   4. infra/deploy.sh against a stand-in `az` (infra/tools/check_deploy_script.py: quota first, the first-deployment
+#      order, the override PATCH after every deployment), host.json (finite functionTimeout, connectionName), and the
+#      base-image lock file against the Dockerfiles.
 # Prints one line per check and exits 1 if any failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,8 +112,8 @@ fi
 
 # The HEALTHCHECK script against a throwaway HTTP server on loopback: 200 is healthy, 404 and a closed port are not.
 www="$out/healthcheck-www"
-mkdir -p "$www/api"
-echo ok >"$www/api/health"
+mkdir -p "$www/api/health"
+echo ok >"$www/api/health/ready"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 python3 -m http.server "$port" --bind 127.0.0.1 --directory "$www" >"$out/healthcheck-server.log" 2>&1 &
 server=$!
@@ -172,6 +177,44 @@ for f in "${param_files[@]}"; do
   snapshot_check "$(basename "$f" .bicepparam)" "$f" "$check_registry"
 done
 snapshot_check "$(basename "${param_files[0]}" .bicepparam)-public-image" "${param_files[0]}" ""
+
+# The first step of a first deployment (deployApp=false): everything but the app.
+log="$out/snapshot-foundation.log"
+foundation="$snap/foundation.snapshot.json"
+if (cd "$snap" && cp parameters/dev.bicepparam parameters/foundation.bicepparam \
+      && WUERSTCHEN_IMAGE="$check_image" WUERSTCHEN_ACR_NAME="$check_registry" WUERSTCHEN_DEPLOY_APP=false \
+         "$bicep" snapshot parameters/foundation.bicepparam \
+         --subscription-id 00000000-0000-0000-0000-000000000000 --resource-group rg-check --location westus3 \
+      && mv parameters/foundation.snapshot.json "$foundation") >"$log" 2>&1 \
+   && bicep_clean "$log" && python3 infra/tools/check_deployment.py foundation "$foundation" >>"$log" 2>&1; then
+  pass "deployment snapshot dev-foundation (deployApp=false): $(grep -c '^  ok' "$log") checks: no app, environment, storage and roles"
+else
+  fail "deployment snapshot dev-foundation (deployApp=false)" "$log"
+fi
+
+# --- 4. Deploy script, host.json, base images ---------------------------------------------------------------------------
+log="$out/deploy-script.log"
+if bash -n infra/deploy.sh infra/docker/build.sh infra/docker/pin-base-images.sh >"$log" 2>&1 \
+   && python3 infra/tools/check_deploy_script.py "$root" "$main_json" "$out/bicep/dev.parameters.json" \
+        "$snap/parameters/dev.snapshot.json" "$foundation" >>"$log" 2>&1; then
+  pass "deploy script (stand-in az): $(grep -c '^  ok' "$log") checks: quota first, foundation then app on a first deployment, override PATCHed after every deployment and read back"
+else
+  fail "deploy script (infra/deploy.sh against a stand-in az)" "$log"
+fi
+
+log="$out/host-json.log"
+if python3 infra/tools/check_deployment.py hostjson host.json >"$log" 2>&1; then
+  pass "host.json: $(grep -c '^  ok' "$log") checks: finite functionTimeout, connectionName, bounded queue polling"
+else
+  fail "host.json" "$log"
+fi
+
+log="$out/base-images.log"
+if python3 infra/tools/check_base_images.py infra/docker/base-images.lock infra/docker/Dockerfile.gpu infra/docker/Dockerfile.cpu >"$log" 2>&1; then
+  pass "base images: $(tail -n 1 "$log")"
+else
+  fail "base images (infra/docker/base-images.lock)" "$log"
+fi
 
 # (Worded so it is not mistaken for the test runner's closing "N passed, N failed" line.)
 if [ "$failed" -eq 0 ]; then

@@ -2,8 +2,12 @@
 // one resource group. infra/README.md has the picture, the build/deploy/upload/smoke-test steps, and the cost and
 // minReplicas notes.
 //
-//   az deployment group create -g <rg> --parameters infra/parameters/dev.bicepparam
+// Deploy with infra/deploy.sh, never with `az deployment group create` alone: the script also applies the scale-rule
+// override (a PATCH the Container Apps docs require after the app exists), checks GPU quota first, and orders the
+// first deployment so the identity's roles exist before the first revision starts.
 targetScope = 'resourceGroup'
+
+import { scaleOverride } from 'modules/functionApp.bicep'
 
 @description('Azure region for every resource. Serverless GPUs exist in a few regions only (for example westus3, australiaeast, swedencentral); check the current list and your GPU quota there.')
 param location string = resourceGroup().location
@@ -34,7 +38,7 @@ param containerRegistryResourceGroupName string = resourceGroup().name
 ])
 param gpuProfile string = 'Consumption-GPU-NC8as-T4'
 
-@description('Replicas kept running when idle. 1 (default) keeps Durable orchestrations progressing: the Azure Storage Durable backend does not drive scaling on Container Apps. 0 stops the idle GPU cost but orchestrations may stall until a trigger wakes the app (infra/README.md, "minReplicas").')
+@description('Replicas kept running when idle. 1 (default) keeps Durable orchestrations, the retraining timer and cold starts out of the picture. 0 stops the idle GPU cost; then only the override\'s scale rules wake the app (infra/README.md, "minReplicas: exactly what 0 stops").')
 @minValue(0)
 @maxValue(10)
 param minReplicas int = 1
@@ -44,13 +48,25 @@ param minReplicas int = 1
 @maxValue(10)
 param maxReplicas int = 1
 
-@description('Tensor precision on the GPU (Wuerstchen__Models__Precision). bfloat16 is the reference\'s safe choice; T4 (Turing) has no bfloat16 tensor cores, so float16 is faster there if the outputs stay finite.')
+@description('Tensor precision on the GPU (Wuerstchen__Models__Precision); empty (default) follows the GPU: float16 on the T4 (compute capability 7.5 has float16 tensor cores but no bfloat16 ones), bfloat16 on the A100 (infra/README.md, "GPU profile and precision").')
 @allowed([
+  ''
   'bfloat16'
   'float16'
   'float32'
 ])
-param modelPrecision string = 'bfloat16'
+param modelPrecision string = ''
+
+@description('Optional cron window (5-field crons, UTC) in which one replica is kept up around the retraining timer, for minReplicas 0, for example {start: \'55 2 * * *\', end: \'25 3 * * *\'}.')
+param retrainingWakeWindow { start: string, end: string }?
+
+@description('Most GiB the fine-tuned models materialised on a replica\'s ephemeral disk may take (8 GiB of ephemeral storage per replica in all; one full-size prior variant needs about 3.7 GiB).')
+@minValue(4)
+@maxValue(6)
+param modelCacheMaxGiB int = 4
+
+@description('false deploys everything but the Functions app (identity, roles, storage, environment): the first step of a first deployment, so role assignments can propagate before the first revision starts. infra/deploy.sh sets it.')
+param deployApp bool = true
 
 @description('When the retraining timer checks the scheduled datasets for changed images or captions: a 6-field NCRONTAB expression (seconds first), UTC.')
 param retrainingSchedule string = '0 0 3 * * *'
@@ -78,6 +94,11 @@ param storageSku string = 'Standard_LRS'
 @minValue(1)
 @maxValue(365)
 param softDeleteRetentionDays int = 7
+
+@description('Days after its last change that an intermediate blob (latents, generation plans and progress) is deleted by the storage lifecycle rule; the app\'s retention timer (Wuerstchen__Retention__Period, 7 days by default) purges them sooner, so keep this longer.')
+@minValue(1)
+@maxValue(3650)
+param intermediateBlobRetentionDays int = 30
 
 @description('Also create a `models` blob container in the app\'s storage account (a staging copy of the weights); the app reads the weights from the mounted share.')
 param createModelsBlobContainer bool = false
@@ -164,6 +185,19 @@ module storage 'modules/storage.bicep' = {
   }
 }
 
+module retentionLifecycle 'modules/retentionLifecycle.bicep' = {
+  name: 'retention-lifecycle'
+  params: {
+    storageAccountName: storageName
+    dataContainerName: dataContainerName
+    intermediateRetentionDays: intermediateBlobRetentionDays
+  }
+  // The account is passed by its deterministic name (what-if can predict the policy), so the order is explicit.
+  dependsOn: [
+    storage
+  ]
+}
+
 module modelStorage 'modules/modelStorage.bicep' = {
   name: 'model-storage'
   params: {
@@ -206,7 +240,7 @@ module environment 'modules/containerAppsEnvironment.bicep' = {
   ]
 }
 
-module functionApp 'modules/functionApp.bicep' = {
+module functionApp 'modules/functionApp.bicep' = if (deployApp) {
   name: 'function-app'
   params: {
     location: location
@@ -229,6 +263,8 @@ module functionApp 'modules/functionApp.bicep' = {
     modelsMountPath: modelsMountPath
     modelPrecision: modelPrecision
     retrainingSchedule: retrainingSchedule
+    retrainingWakeWindow: retrainingWakeWindow
+    modelCacheMaxGiB: modelCacheMaxGiB
     minReplicas: minReplicas
     maxReplicas: maxReplicas
     ingressExternal: ingressExternal
@@ -236,16 +272,33 @@ module functionApp 'modules/functionApp.bicep' = {
     tags: allTags
   }
   // The identity must hold its data roles and AcrPull before the first revision starts (or the host cannot reach
-  // storage and the image pull is refused): storageAccountName and registryServer already make this module wait for
-  // the storage and acr-pull modules, role assignments included. The App Insights component is passed by name; the
+  // storage and the image pull is refused): storageAccountName and registryServer make this module wait for the
+  // storage and acr-pull modules, role assignments included. That orders the ARM operations, not Entra ID's
+  // propagation of the assignments, which can take minutes: infra/deploy.sh therefore deploys a new environment
+  // with deployApp=false first and waits before creating the app. The App Insights component is passed by name; the
   // environment (environmentId) already waits for the monitoring module.
 }
 
-@description('HTTPS base URL of the API.')
-output apiBaseUrl string = 'https://${functionApp.outputs.fqdn}/api'
+@description('HTTPS base URL of the API; empty with deployApp=false.')
+output apiBaseUrl string = deployApp ? 'https://${functionApp!.outputs.fqdn}/api' : ''
 
-@description('Name of the container app.')
-output functionAppName string = functionApp.outputs.name
+@description('Name of the container app (also with deployApp=false, when it does not exist yet).')
+output functionAppName string = 'ca-${prefix}-func'
+
+@description('The template.scale infra/deploy.sh PATCHes onto the app after every deployment (the scale-rule override); empty with deployApp=false.')
+output functionAppScaleOverride scaleOverride? = deployApp ? functionApp!.outputs.scaleOverride : null
+
+@description('Name of the Container Apps environment (for the GPU quota check: az containerapp env list-usages).')
+output environmentName string = 'cae-${prefix}'
+
+@description('The serverless GPU profile type the app runs on.')
+output gpuProfile string = gpuProfile
+
+@description('Most replicas of the app: each one GPU; a rollout needs up to twice as many GPUs of quota.')
+output maxReplicas int = maxReplicas
+
+@description('Tensor precision the app runs with (after following the GPU when modelPrecision is empty); empty with deployApp=false.')
+output modelPrecision string = deployApp ? functionApp!.outputs.precision : ''
 
 @description('Name of the app\'s storage account (images, checkpoints, task hub).')
 output storageAccountName string = storage.outputs.name

@@ -35,5 +35,7 @@ print_summary() {
   done
   echo "Tests: $passed passed, $failed failed, $skipped skipped"
 }
+# The reliability suites' counts (inputs tried, faults injected, items lost), as docs/reliability.md records them.
+[ -s "$results/reliability.log" ] && sort "$results/reliability.log"
 print_summary
 exit $status

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Container HEALTHCHECK for the Functions images: GET /api/health on the local port must answer 200 within the
-# timeout. Plain bash (/dev/tcp), because the Functions base image has neither curl nor wget and the runtime image
-# should not grow a package manager step just for this. Kubernetes-style probes on Container Apps use the same path
-# (infra/modules/functionApp.bicep); this one serves `docker run` and Compose.
+# Container HEALTHCHECK for the Functions images: GET /api/health/ready (readiness: store, models, device) on the
+# local port must answer 200 within the timeout. Plain bash (/dev/tcp), because the Functions base image has neither
+# curl nor wget and the runtime image should not grow a package manager step just for this. The Container Apps probes
+# (infra/modules/functionApp.bicep) use their own endpoints; this one serves `docker run` and Compose.
 set -euo pipefail
-port="${HEALTHCHECK_PORT:-8080}"
-path="${HEALTHCHECK_PATH:-/api/health}"
+port="${HEALTHCHECK_PORT:-80}"
+path="${HEALTHCHECK_PATH:-/api/health/ready}"
 timeout_s="${HEALTHCHECK_TIMEOUT:-8}"
 
 exec 3<>"/dev/tcp/127.0.0.1/${port}"

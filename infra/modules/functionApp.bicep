@@ -1,3 +1,22 @@
+/// A scale rule as Container Apps takes it: a KEDA scaler (custom) or HTTP concurrency.
+@export()
+type scaleRule = {
+  name: string
+  custom: { type: string, identity: string?, metadata: { *: string } }?
+  http: { metadata: { *: string } }?
+}
+
+/// The template.scale of the override PATCH.
+@export()
+type scaleOverride = {
+  minReplicas: int
+  maxReplicas: int
+  cooldownPeriod: int
+  pollingInterval: int
+  allowScalingRuleOverride: bool
+  rules: scaleRule[]
+}
+
 // The Würstchen Functions app: a Container App of kind 'functionapp' (Azure Functions on Container Apps) on the
 // serverless GPU profile, running the image built from infra/docker/Dockerfile.gpu. It authenticates to everything
 // with one user-assigned identity; its settings are exactly the contract in infra/app-settings.json.
@@ -66,8 +85,9 @@ param modelStorageName string
 @description('Path the model share is mounted at in the container (Wuerstchen__Models__Root).')
 param modelsMountPath string
 
-@description('Tensor precision of the models on the GPU (Wuerstchen__Models__Precision).')
+@description('Tensor precision of the models on the GPU (Wuerstchen__Models__Precision); empty follows the GPU: float16 on the T4, bfloat16 on the A100.')
 @allowed([
+  ''
   'bfloat16'
   'float16'
   'float32'
@@ -77,7 +97,7 @@ param modelPrecision string
 @description('The retraining timer\'s schedule (Wuerstchen__Training__Schedule): a 6-field NCRONTAB expression, UTC.')
 param retrainingSchedule string
 
-@description('Replicas kept running even when idle. See infra/README.md, "minReplicas": with the Azure Storage Durable backend, 0 lets in-flight orchestrations stall until the next trigger wakes the app.')
+@description('Replicas kept running even when idle. See infra/README.md, "minReplicas: exactly what 0 stops": with 0, nothing but the scale rules of the override wakes the app (no platform HTTP or timer scaling).')
 @minValue(0)
 @maxValue(10)
 param minReplicas int
@@ -86,6 +106,12 @@ param minReplicas int
 @minValue(1)
 @maxValue(10)
 param maxReplicas int
+
+@description('Optional KEDA cron window (5-field crons, UTC) that keeps one replica up around the retraining timer when minReplicas is 0, for example {start: \'55 2 * * *\', end: \'25 3 * * *\'}; empty for none.')
+param retrainingWakeWindow { start: string, end: string }?
+
+@description('Most GiB the fine-tuned models materialised on the replica\'s ephemeral disk may take (Wuerstchen__Models__CacheMaxGiB).')
+param modelCacheMaxGiB int
 
 @description('Expose the HTTP API outside the environment (true) or only inside it (false).')
 param ingressExternal bool
@@ -100,9 +126,24 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
 
-// The app listens on 8080, not the Functions image's default 80, because it runs as a non-root user
-// (infra/docker/Dockerfile.gpu).
-var port = 8080
+// Port 80 and the base image's default user, as in every Microsoft sample of kind functionapp (infra/README.md, "Port
+// 80"): the platform's function listing and keys are only documented for that setup.
+var port = 80
+
+// Compute capability 7.5 (T4) has float16 tensor cores but no bfloat16 ones; 8.0 (A100) has both (infra/README.md,
+// "GPU profile and precision").
+var precision = !empty(modelPrecision) ? modelPrecision : (gpuProfile == 'Consumption-GPU-NC24-A100' ? 'bfloat16' : 'float16')
+
+// The probes' endpoints (src/Wuerstchen.Functions/HealthFunctions.cs, docs/api.md "Health").
+var probePaths = {
+  startup: '/api/health/startup'
+  liveness: '/api/health/live'
+  readiness: '/api/health/ready'
+}
+
+// Fine-tuned versions materialise into the replica's own ephemeral disk (8 GiB in all for replicas above one vCPU),
+// bounded so a version (about 3.7 GiB for a full-size prior variant) plus the host's files fit.
+var modelCacheRoot = '/tmp/wuerstchen-models'
 
 // A serverless GPU replica gets the whole node's CPU and memory.
 var replicaResources = gpuProfile == 'Consumption-GPU-NC24-A100'
@@ -113,45 +154,91 @@ var replicaResources = gpuProfile == 'Consumption-GPU-NC24-A100'
 // DurableTask.AzureStorage 2.11 names them: GetWorkItemQueueName, GetControlQueueName).
 var hub = toLower(taskHubName)
 
-var queueRuleBase = {
-  accountName: storageAccountName
+// The scale rules that replace the generated ones. They are NOT part of the app resource below (its create/update): the
+// Container Apps docs ("Override scale rules for Functions on Container Apps") apply allowScalingRuleOverride only as
+// a PATCH on an existing app, and refuse custom rules without it (FunctionAppCannotSetScaleRules). infra/deploy.sh
+// sends this object as that PATCH after every deployment (main.bicep outputs it).
+//
+// Each replica is a whole GPU and host.json runs one activity at a time (maxConcurrentActivityFunctions: 1), so the GPU
+// rules target one message per replica. KEDA's azure-queue scaler counts invisible messages too unless told otherwise
+// (queueLengthStrategy, default all): right for the work queues, where an invisible message is work in progress that
+// must keep its replica; wrong for the control queues, where Durable keeps future timers as invisible messages.
+var azureQueueRule = {
+  type: 'azure-queue'
   identity: identityId
 }
-
-// Custom KEDA rules (allowScalingRuleOverride below). Each replica is a whole GPU and host.json runs one activity at a
-// time per replica (maxConcurrentActivityFunctions: 1), so the GPU rules target one message per replica.
-var fixedRules = [
-  {
-    // Bulk jobs: one replica per waiting job, up to maxReplicas.
-    name: 'generation-jobs'
-    azureQueue: union(queueRuleBase, { queueName: jobsQueueName, queueLength: 1 })
-  }
-  {
-    // GPU work already accepted: activities (prior, decoder, VQGAN, training steps) waiting in the task hub's shared
-    // work-item queue. The queue trigger above only starts orchestrations, so this is the real backlog signal.
-    name: 'durable-workitems'
-    azureQueue: union(queueRuleBase, { queueName: '${hub}-workitems', queueLength: 1 })
-  }
-  {
-    // HTTP: status polls and new requests are cheap; a high target keeps them from adding GPU replicas while still
-    // waking a scaled-to-zero app.
-    name: 'http'
-    http: {
-      metadata: {
-        concurrentRequests: '50'
-      }
-    }
-  }
-]
-
 // Orchestration messages (new instances, activity results, due durable timers) become visible in the control queues;
-// these rules wake an app scaled to zero for them (activation), with a target high enough never to add replicas.
+// these wake an app scaled to zero (activation) with a target too high to add replicas. visibleonly: a durable timer
+// waiting for a later time is an invisible message and must not hold a GPU replica until it is due.
 var controlQueueRules = [
   for i in range(0, durablePartitionCount): {
     name: 'durable-control-${padLeft(i, 2, '0')}'
-    azureQueue: union(queueRuleBase, { queueName: '${hub}-control-${padLeft(i, 2, '0')}', queueLength: 1000 })
+    custom: union(azureQueueRule, {
+      metadata: {
+        accountName: storageAccountName
+        queueName: '${hub}-control-${padLeft(i, 2, '0')}'
+        queueLength: '1000'
+        queueLengthStrategy: 'visibleonly'
+      }
+    })
   }
 ]
+var overrideRules = concat(
+  [
+    {
+      // Bulk jobs: one replica per waiting or running job, up to maxReplicas.
+      name: 'generation-jobs'
+      custom: union(azureQueueRule, {
+        metadata: { accountName: storageAccountName, queueName: jobsQueueName, queueLength: '1', queueLengthStrategy: 'all' }
+      })
+    }
+    {
+      // GPU work already accepted: activities (prior, decoder, VQGAN, training chunks) waiting in or running from the
+      // task hub's shared work-item queue. The bulk trigger only starts orchestrations, so this is the real backlog.
+      name: 'durable-workitems'
+      custom: union(azureQueueRule, {
+        metadata: { accountName: storageAccountName, queueName: '${hub}-workitems', queueLength: '1', queueLengthStrategy: 'all' }
+      })
+    }
+    {
+      // HTTP: status polls and new requests are cheap; a high target keeps them from adding GPU replicas while still
+      // waking a scaled-to-zero app.
+      name: 'http'
+      http: {
+        metadata: {
+          concurrentRequests: '50'
+        }
+      }
+    }
+  ],
+  controlQueueRules,
+  // With the override the platform no longer wakes the app for the retraining timer; this window does, when asked.
+  retrainingWakeWindow == null
+    ? []
+    : [
+        {
+          name: 'retraining-wake'
+          custom: {
+            type: 'cron'
+            metadata: {
+              timezone: 'Etc/UTC'
+              start: retrainingWakeWindow!.start
+              end: retrainingWakeWindow!.end
+              desiredReplicas: '1'
+            }
+          }
+        }
+      ]
+)
+
+// A GPU replica takes minutes to start (image pull, model load): keep it 15 minutes after the last trigger before
+// scaling from 1 to 0 (cooldownPeriod; scale-in from N to minReplicas follows the HPA's own stabilisation instead).
+var scaleLimits = {
+  minReplicas: minReplicas
+  maxReplicas: maxReplicas
+  cooldownPeriod: 900
+  pollingInterval: 30
+}
 
 resource app 'Microsoft.App/containerApps@2026-03-02-preview' = {
   name: name
@@ -261,7 +348,7 @@ resource app 'Microsoft.App/containerApps@2026-03-02-preview' = {
             }
             {
               name: 'Wuerstchen__Models__Precision'
-              value: modelPrecision
+              value: precision
             }
             {
               name: 'Wuerstchen__Bulk__QueueName'
@@ -270,6 +357,14 @@ resource app 'Microsoft.App/containerApps@2026-03-02-preview' = {
             {
               name: 'Wuerstchen__Training__Schedule'
               value: retrainingSchedule
+            }
+            {
+              name: 'Wuerstchen__Models__CacheRoot'
+              value: modelCacheRoot
+            }
+            {
+              name: 'Wuerstchen__Models__CacheMaxGiB'
+              value: string(modelCacheMaxGiB)
             }
           ]
           volumeMounts: [
@@ -280,21 +375,23 @@ resource app 'Microsoft.App/containerApps@2026-03-02-preview' = {
           ]
           probes: [
             {
-              // Host start, worker start and the first TorchSharp/CUDA load: allow up to 20 s + 10 x 30 s.
+              // Start-up is over once the model preload is (whether it worked or not): up to 30 s + 10 x 60 s for the
+              // host, the CUDA initialisation and the load of both pipelines from the share. Liveness waits for it.
               type: 'Startup'
               httpGet: {
-                path: '/api/health'
+                path: probePaths.startup
                 port: port
               }
-              initialDelaySeconds: 20
-              periodSeconds: 30
+              initialDelaySeconds: 30
+              periodSeconds: 60
               timeoutSeconds: 10
               failureThreshold: 10
             }
             {
+              // The worker answers; touches neither the GPU nor storage, so a long stage never fails it.
               type: 'Liveness'
               httpGet: {
-                path: '/api/health'
+                path: probePaths.liveness
                 port: port
               }
               periodSeconds: 30
@@ -302,9 +399,10 @@ resource app 'Microsoft.App/containerApps@2026-03-02-preview' = {
               failureThreshold: 3
             }
             {
+              // Store reachable, models mounted, CUDA usable, default models resident: only then does ingress route here.
               type: 'Readiness'
               httpGet: {
-                path: '/api/health'
+                path: probePaths.readiness
                 port: port
               }
               periodSeconds: 15
@@ -321,21 +419,8 @@ resource app 'Microsoft.App/containerApps@2026-03-02-preview' = {
           storageName: modelStorageName
         }
       ]
-      scale: {
-        minReplicas: minReplicas
-        maxReplicas: maxReplicas
-        // A GPU replica takes minutes to start (image pull, model load): keep it 15 minutes after the last trigger.
-        cooldownPeriod: 900
-        pollingInterval: 30
-        // Functions on Container Apps generates KEDA rules from the triggers unless this is set, and then rejects
-        // rules given here. The generated rules follow the generation-jobs trigger only (the Durable Azure Storage
-        // backend does not drive scaling on Container Apps), so the rules below replace them: they also watch the
-        // task hub's work-item and control queues, with the app's identity. The property exists from API version
-        // 2026-03-02-preview on; Bicep's type definitions for that version do not list it yet.
-        #disable-next-line BCP037 // allowScalingRuleOverride is documented for 2026-03-02-preview but missing from Bicep's types
-        allowScalingRuleOverride: true
-        rules: concat(fixedRules, controlQueueRules)
-      }
+      // Created with the platform's trigger-generated rules; infra/deploy.sh then applies scaleOverride (below).
+      scale: scaleLimits
     }
   }
 }
@@ -345,3 +430,16 @@ output name string = app.name
 
 @description('Fully qualified domain name of the app\'s ingress.')
 output fqdn string = app.properties.configuration.ingress.fqdn
+
+@description('The template.scale that infra/deploy.sh PATCHes onto the app after every deployment: allowScalingRuleOverride with the rules above.')
+output scaleOverride scaleOverride = {
+  minReplicas: scaleLimits.minReplicas
+  maxReplicas: scaleLimits.maxReplicas
+  cooldownPeriod: scaleLimits.cooldownPeriod
+  pollingInterval: scaleLimits.pollingInterval
+  allowScalingRuleOverride: true
+  rules: overrideRules
+}
+
+@description('The tensor precision the app runs with.')
+output precision string = precision

@@ -135,15 +135,15 @@ resource jobsQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2024-
   name: jobsQueueName
 }
 
-// Built-in data roles (IDs are the same in every tenant), scoped to this account only, never the resource group. They
-// are the three that Microsoft's Durable Functions managed-identity quickstart lists for the Azure Storage backend.
+// Built-in data roles (IDs are the same in every tenant), scoped to this account only, never the resource group: the
+// Functions host-storage table (functions-reference, "Connecting to host storage with an identity") names Storage Blob
+// Data Owner for AzureWebJobsStorage, and the Durable Azure Storage backend adds queue and table data roles.
 var roles = {
   // Blob: the host's lease/lock and key blobs (azure-webjobs-hosts, azure-webjobs-secrets), Durable's lease and
   // large-message containers (<hub>-leases, <hub>-largemessages), and the app's latents/images/checkpoints in the data
-  // container; the host and Durable create their containers, which Contributor allows. Not Storage Blob Data Owner:
-  // on an account without a hierarchical namespace Owner adds only POSIX ACL management and superuser access, which
-  // nothing here needs.
-  blobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
+  // container. Owner, as the Functions documentation lists for host storage; on this account (no hierarchical
+  // namespace) it adds to Contributor only ACL management and superuser access.
+  blobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   // Queue: the generation-jobs trigger (read, delete, and the host creating generation-jobs-poison), Durable's
   // control and work-item queues (it creates them), and the KEDA azure-queue scaler reading queue lengths.
   // Queue Data Message Processor would not let Durable or the host create queues.

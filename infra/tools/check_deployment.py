@@ -7,8 +7,14 @@
       Every parameter and output of main.bicep and of each module has a description.
   check_deployment.py snapshot  MANIFEST HOST_JSON SNAPSHOT [--expect-acr]
       The same names in a `bicep snapshot` of a parameter file (values evaluated), and the values and resources the
-      app relies on: fixed settings, storage names that exist, the mounted model folder, scale rules that match the
-      task hub and host.json, identity-only storage, secure defaults.
+      app relies on: fixed settings, storage names that exist, the mounted model folder, the three probes, the bounded
+      model cache, a precision the GPU runs well, identity-only storage, secure defaults; no custom scale rules in the
+      app itself, and the scale-rule override (the functionAppScaleOverride output infra/deploy.sh PATCHes) matching
+      the task hub and host.json.
+  check_deployment.py foundation SNAPSHOT
+      A snapshot with deployApp=false: everything but the app, roles included.
+  check_deployment.py hostjson HOST_JSON
+      host.json: a finite functionTimeout, connectionName (not the obsolete connectionStringName).
 
 Prints one line per check; exits 1 if any fails. Python 3.8+, standard library only.
 """
@@ -16,7 +22,7 @@ import json
 import sys
 
 ROLE_ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
-ROLE_BLOB_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+ROLE_BLOB_OWNER = "b7e6dc6d-f1e8-4753-8033-0f276bb0955b"
 ROLE_QUEUE_CONTRIBUTOR = "974c5e8b-45b9-4653-ba55-5f855dd0fb88"
 ROLE_TABLE_CONTRIBUTOR = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 
@@ -178,8 +184,8 @@ def check_snapshot(manifest_path, host_json_path, snapshot_path, expect_acr):
         report(data in blob_containers, "Wuerstchen__Storage__Container exists in it", f"{data} not in {sorted(blob_containers)}")
         report(jobs in queues, "Wuerstchen__Bulk__QueueName exists in it", f"{jobs} not in {sorted(queues)}")
         roles = role_ids(f"/storageAccounts/{account_name}/providers/Microsoft.Authorization/")
-        needed = {ROLE_BLOB_CONTRIBUTOR, ROLE_QUEUE_CONTRIBUTOR, ROLE_TABLE_CONTRIBUTOR}
-        report(roles == needed, "the app's identity holds exactly the blob, queue and table data-contributor roles on it",
+        needed = {ROLE_BLOB_OWNER, ROLE_QUEUE_CONTRIBUTOR, ROLE_TABLE_CONTRIBUTOR}
+        report(roles == needed, "the app's identity holds exactly Blob Data Owner (host storage) and the queue and table data-contributor roles on it",
                f"has {sorted(roles)}")
     insecure = [n for n, r in accounts.items()
                 if get(r, "properties", "minimumTlsVersion") != "TLS1_2"
@@ -200,35 +206,100 @@ def check_snapshot(manifest_path, host_json_path, snapshot_path, expect_acr):
     read_only = [r for r in shares if get(r, "properties", "azureFile", "accessMode") == "ReadOnly"]
     report(len(read_only) == len(shares) == 1, "the model share is mounted read-only")
 
-    # Ingress and probes.
+    # Ingress and probes: port 80 as in Microsoft's functionapp samples; three probes, each on its own endpoint.
     ingress = config.get("ingress", {})
     report(ingress.get("allowInsecure") is False, "ingress is HTTPS only")
-    probes = container.get("probes", [])
-    report({p.get("type") for p in probes} == {"Startup", "Liveness", "Readiness"}
-           and all(get(p, "httpGet", "path") == "/api/health" and get(p, "httpGet", "port") == ingress.get("targetPort")
-                   for p in probes),
-           "startup, liveness and readiness probes GET /api/health on the ingress port")
+    report(ingress.get("targetPort") == 80, "ingress targets port 80 (the Functions base image's port)", str(ingress.get("targetPort")))
+    probes = {p.get("type"): p for p in container.get("probes", [])}
+    paths = {t: get(p, "httpGet", "path") for t, p in probes.items()}
+    report(set(probes) == {"Startup", "Liveness", "Readiness"} and len(set(paths.values())) == 3,
+           "startup, liveness and readiness probes, each on its own endpoint", str(paths))
+    report(paths.get("Liveness") == "/api/health/live" and paths.get("Readiness") == "/api/health/ready"
+           and paths.get("Startup") == "/api/health/startup", "the probes point at /api/health/live, /ready and /startup", str(paths))
+    report(all(get(p, "httpGet", "port") == ingress.get("targetPort") for p in probes.values()), "every probe uses the ingress port")
+    limits_ok = all(1 <= p.get("failureThreshold", 3) <= 10 and 1 <= p.get("periodSeconds", 10) <= 240
+                    and 1 <= p.get("initialDelaySeconds", 1) <= 60 and 1 <= p.get("timeoutSeconds", 1) <= 240 for p in probes.values())
+    report(limits_ok, "probe settings within Container Apps' limits (failureThreshold 1-10, periodSeconds 1-240, initialDelaySeconds 1-60)")
+    startup = probes.get("Startup", {})
+    budget = startup.get("initialDelaySeconds", 0) + startup.get("periodSeconds", 10) * startup.get("failureThreshold", 3)
+    report(budget >= 600, f"the startup probe allows {budget} s for the model load (at least 600)")
 
-    # Scale rules against the task hub and host.json.
+    # The fine-tuned model cache: on the replica's own disk, bounded below its 8 GiB of ephemeral storage.
+    cache_root, cache_max = value("Wuerstchen__Models__CacheRoot"), value("Wuerstchen__Models__CacheMaxGiB")
+    report(cache_root is not None and not str(cache_root).startswith(str(root)), "the model cache is a writable folder outside the read-only model mount",
+           str(cache_root))
+    try:
+        cache_gib = float(cache_max)
+    except (TypeError, ValueError):
+        cache_gib = -1
+    report(3.7 <= cache_gib <= 6, "the model cache is bounded: room for one full-size prior variant (3.7 GiB), within the replica's 8 GiB disk",
+           str(cache_max))
+
+    # Precision the GPU runs well: no bfloat16 on the T4 (compute capability 7.5 has no bfloat16 tensor cores).
+    profiles = {p.get("name"): p.get("workloadProfileType") for e in resources("Microsoft.App/managedEnvironments")
+                for p in get(e, "properties", "workloadProfiles", default=[])}
+    gpu = profiles.get(get(app, "properties", "workloadProfileName"))
+    report(not (gpu == "Consumption-GPU-NC8as-T4" and precision == "bfloat16"),
+           f"precision {precision} suits the {gpu} profile (T4: float16, A100: bfloat16)")
+
+    # Scale: the app itself carries no custom rules (it is created with the generated ones) ...
     durable = get(load(host_json_path), "extensions", "durableTask", default={})
     report(durable.get("hubName") == "%WUERSTCHEN_TASK_HUB%", "host.json takes the task hub from WUERSTCHEN_TASK_HUB",
            str(durable.get("hubName")))
     partitions = get(durable, "storageProvider", "partitionCount", default=4)
     scale = template.get("scale", {})
-    rules = scale.get("rules", [])
-    queue_rules = {r["azureQueue"].get("queueName"): r["azureQueue"] for r in rules if "azureQueue" in r}
-    hub = (value("WUERSTCHEN_TASK_HUB") or "").lower()
-    expected = {value("Wuerstchen__Bulk__QueueName"), f"{hub}-workitems"}
-    expected |= {f"{hub}-control-{i:02d}" for i in range(partitions)}
-    report(set(queue_rules) == expected,
-           f"queue scale rules: the jobs queue, {hub}-workitems and {partitions} control queues (host.json partitionCount)",
-           f"rules {sorted(queue_rules)} vs expected {sorted(expected)}")
-    report(all(q.get("accountName") == account_name and q.get("identity") == identity_id for q in queue_rules.values()),
-           "queue rules read the app's storage account with the app's identity")
-    report(any("http" in r for r in rules), "an HTTP scale rule")
-    report(scale.get("allowScalingRuleOverride") is True, "allowScalingRuleOverride lets these rules replace the generated ones")
+    report(not scale.get("rules") and "allowScalingRuleOverride" not in scale,
+           "no custom scale rules and no allowScalingRuleOverride in the app's create/update request", json.dumps(scale)[:300])
     report(scale.get("minReplicas", 0) <= scale.get("maxReplicas", 10), "minReplicas <= maxReplicas",
            f"{scale.get('minReplicas')} > {scale.get('maxReplicas')}")
+
+    # ... and the override infra/deploy.sh PATCHes afterwards watches the task hub and the jobs queue.
+    override = get(snapshot, "outputs", "functionAppScaleOverride", default={})
+    if isinstance(override, dict) and "value" in override:
+        override = override["value"]
+    report(isinstance(override, dict) and override.get("allowScalingRuleOverride") is True,
+           "the scale-rule override (output functionAppScaleOverride) sets allowScalingRuleOverride", str(override)[:200])
+    if not isinstance(override, dict):
+        return
+    report(all(override.get(k) == scale.get(k) for k in ("minReplicas", "maxReplicas", "cooldownPeriod", "pollingInterval")),
+           "the override keeps the app's replica limits and cooldown")
+    rules = override.get("rules") or []
+    queue_rules = {get(r, "custom", "metadata", "queueName"): r["custom"] for r in rules if get(r, "custom", "type") == "azure-queue"}
+    hub = (value("WUERSTCHEN_TASK_HUB") or "").lower()
+    jobs, work_items = value("Wuerstchen__Bulk__QueueName"), f"{hub}-workitems"
+    controls = {f"{hub}-control-{i:02d}" for i in range(partitions)}
+    report(set(queue_rules) == {jobs, work_items} | controls,
+           f"override queue rules: the jobs queue, {work_items} and {partitions} control queues (host.json partitionCount)",
+           f"rules {sorted(queue_rules)}")
+    report(all(get(q, "metadata", "accountName") == account_name and q.get("identity") == identity_id for q in queue_rules.values()),
+           "override queue rules read the app's storage account with the app's identity")
+    strategies = {n: get(q, "metadata", "queueLengthStrategy") for n, q in queue_rules.items()}
+    report(all(strategies.get(n) == "visibleonly" for n in controls) and strategies.get(jobs) == "all" and strategies.get(work_items) == "all",
+           "control queues count visible messages only (future durable timers hold no GPU); work queues count work in progress too",
+           str(strategies))
+    report(any("http" in r for r in rules), "an HTTP scale rule in the override")
+
+
+def check_foundation(snapshot_path):
+    snapshot = load(snapshot_path)
+    kinds = {r.get("type") for r in snapshot.get("predictedResources", [])}
+    report(not snapshot.get("diagnostics"), "snapshot has no diagnostics")
+    report("Microsoft.App/containerApps" not in kinds, "deployApp=false deploys no container app")
+    report({"Microsoft.App/managedEnvironments", "Microsoft.Authorization/roleAssignments", "Microsoft.Storage/storageAccounts"} <= kinds,
+           "deployApp=false deploys the environment, the storage and the role assignments")
+    report(get(snapshot, "outputs", "environmentName") not in (None, ""), "deployApp=false outputs the environment name")
+
+
+def check_host_json(host_json_path):
+    host = load(host_json_path)
+    timeout = host.get("functionTimeout")
+    parts = str(timeout).split(":")
+    finite = len(parts) == 3 and all(p.isdigit() for p in parts) and str(timeout) != "00:00:00"
+    report(finite, "host.json functionTimeout is a finite hh:mm:ss (infra/README.md, \"functionTimeout\")", str(timeout))
+    provider = get(host, "extensions", "durableTask", "storageProvider", default={})
+    report("connectionName" in provider and "connectionStringName" not in provider,
+           "host.json names the Durable storage connection with connectionName, not the obsolete connectionStringName")
+    report(provider.get("maxQueuePollingInterval") is not None, "host.json bounds the Durable queue polling interval (stage-to-stage latency)")
 
 
 def main(argv):
@@ -236,6 +307,10 @@ def main(argv):
         check_names(argv[1], argv[2])
     elif len(argv) >= 2 and argv[0] == "described":
         check_described(argv[1])
+    elif len(argv) >= 2 and argv[0] == "foundation":
+        check_foundation(argv[1])
+    elif len(argv) >= 2 and argv[0] == "hostjson":
+        check_host_json(argv[1])
     elif len(argv) >= 4 and argv[0] == "snapshot":
         check_snapshot(argv[1], argv[2], argv[3], "--expect-acr" in argv[4:])
     else:

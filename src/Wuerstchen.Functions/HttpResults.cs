@@ -9,16 +9,39 @@ namespace Wuerstchen.Functions;
 /// <summary>Request bodies and RFC 7807 answers shared by the HTTP triggers.</summary>
 internal static class HttpResults
 {
-    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    /// <summary>Items any array of a request body may hold while it is read (each field's own limit is checked after).</summary>
+    public const int MaxArrayItems = 4096;
 
-    /// <summary>The JSON body as <typeparamref name="T"/>, or a 400 naming the field where reading it failed.</summary>
-    public static async Task<(T? Body, IActionResult? Error)> ReadBodyAsync<T>(HttpRequest request, CancellationToken cancellationToken, bool allowEmpty = false) where T : class
+    public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        Converters = { new BoundedListConverterFactory(MaxArrayItems) },
+    };
+
+    /// <summary>
+    /// The JSON body as <typeparamref name="T"/>, or a 400 naming the field where reading it failed. A body over
+    /// <paramref name="maxBytes"/> is answered 413 as soon as it is seen to be: from its Content-Length before reading,
+    /// otherwise after reading one byte past the limit.
+    /// </summary>
+    public static async Task<(T? Body, IActionResult? Error)> ReadBodyAsync<T>(HttpRequest request, long maxBytes, CancellationToken cancellationToken, bool allowEmpty = false) where T : class
     {
         if (allowEmpty && request.ContentLength is null or 0)
             return (null, null);
+        if (request.ContentLength > maxBytes)
+            return (null, TooLarge(maxBytes));
         try
         {
-            return (await JsonSerializer.DeserializeAsync<T>(request.Body, Json, cancellationToken), null);
+            await using var body = new LimitedReadStream(request.Body, maxBytes, "The request body", leaveOpen: true);
+            return (await JsonSerializer.DeserializeAsync<T>(body, Json, cancellationToken), null);
+        }
+        catch (InputTooLargeException)
+        {
+            return (null, TooLarge(maxBytes));
+        }
+        catch (InvalidOperationException e)
+        {
+            // System.Text.Json reads an unpaired surrogate escape (such as \ud800), then refuses to make a string of it.
+            return (null, Invalid(new Dictionary<string, string[]> { ["body"] = [$"The body holds a string that is not valid Unicode text: {e.Message}"] },
+                "The request body could not be read."));
         }
         catch (JsonException e)
         {
@@ -27,6 +50,9 @@ internal static class HttpResults
                 "The request body could not be read."));
         }
     }
+
+    private static ObjectResult TooLarge(long maxBytes) =>
+        Problem(StatusCodes.Status413PayloadTooLarge, $"The request body is larger than {maxBytes} bytes (Wuerstchen:Api:MaxBodyBytes).");
 
     public static BadRequestObjectResult Invalid(IReadOnlyDictionary<string, string[]> errors, string title = "The request has invalid fields.") =>
         new(new ValidationProblemDetails(errors.ToDictionary(e => e.Key, e => e.Value)) { Title = title, Status = StatusCodes.Status400BadRequest });

@@ -8,6 +8,7 @@ using Wuerstchen.Pipeline.Storage;
 using Wuerstchen.Pipeline.Training;
 using Wuerstchen.Workflows.Bulk;
 using Wuerstchen.Workflows.Generation;
+using Wuerstchen.Workflows.Health;
 using Wuerstchen.Workflows.Training;
 
 namespace Wuerstchen.Workflows;
@@ -17,7 +18,7 @@ public static class WorkflowServiceCollectionExtensions
     /// <summary>
     /// Everything the orchestrations and activities need, bound from configuration (<c>Wuerstchen:Storage</c>,
     /// <c>Wuerstchen:Models</c>, <c>Wuerstchen:Limits</c>, <c>Wuerstchen:Workflows</c>, <c>Wuerstchen:Bulk</c>,
-    /// <c>Wuerstchen:Training</c>) and
+    /// <c>Wuerstchen:Training</c>, <c>Wuerstchen:Preload</c>) and
     /// validated when the host starts.
     /// </summary>
     public static IServiceCollection AddWuerstchenWorkflows(this IServiceCollection services, IConfiguration configuration)
@@ -29,6 +30,7 @@ public static class WorkflowServiceCollectionExtensions
         services.AddOptions<WorkflowOptions>().Bind(configuration.GetSection(WorkflowOptions.Section));
         services.AddOptions<BulkOptions>().Bind(configuration.GetSection(BulkOptions.Section));
         services.AddOptions<TrainingOptions>().Bind(configuration.GetSection(TrainingOptions.Section)).ValidateOnStart();
+        services.AddOptions<PreloadOptions>().Bind(configuration.GetSection(PreloadOptions.Section));
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TrainingOptions>, TrainingOptionsValidator>());
 
         services.TryAddSingleton<FineTunedModels>();
@@ -48,6 +50,11 @@ public static class WorkflowServiceCollectionExtensions
         services.TryAddSingleton<FineTuneActivities>();
         services.TryAddSingleton<FineTuneService>();
         services.TryAddSingleton<FineTuneScheduler>();
+        services.TryAddSingleton<ModelPreloader>();
+        services.TryAddSingleton<HealthChecks>();
+        services.AddOptions<Retention.RetentionOptions>().Bind(configuration.GetSection(Retention.RetentionOptions.Section))
+            .Validate(o => o.Validate().Count == 0, $"{Retention.RetentionOptions.Section}:Period must be positive.").ValidateOnStart();
+        services.TryAddSingleton<Retention.RetentionPurger>();
         return services;
     }
 

@@ -139,17 +139,4 @@ public sealed class BulkGenerationTests
         await foreach (var _ in environment.Client.GetAllInstancesAsync())
             Assert.Fail("nothing should have started");
     }
-
-    private sealed class UnavailableStore : IBlobStore
-    {
-        public string Description => "an unavailable store";
-        private static IOException Down() => new("The storage service is unavailable (simulated).");
-        public Task<bool> ExistsAsync(string name, CancellationToken cancellationToken = default) => throw Down();
-        public Task<BlobItemInfo?> GetInfoAsync(string name, CancellationToken cancellationToken = default) => throw Down();
-        public Task WriteAsync(string name, Stream content, BlobWriteOptions? options = null, CancellationToken cancellationToken = default) => throw Down();
-        public Task<Stream> OpenReadAsync(string name, CancellationToken cancellationToken = default) => throw Down();
-        public Task<bool> DeleteAsync(string name, CancellationToken cancellationToken = default) => throw Down();
-        public IAsyncEnumerable<BlobItemInfo> ListAsync(string prefix, CancellationToken cancellationToken = default) => throw Down();
-        public Task<Uri?> GetReadUriAsync(string name, TimeSpan lifetime, CancellationToken cancellationToken = default) => throw Down();
-    }
 }

@@ -25,9 +25,10 @@ public sealed class DeploymentSettingsTests
         ["Bulk"] = typeof(BulkOptions),
         ["Api"] = typeof(ApiOptions),
         ["Training"] = typeof(Wuerstchen.Pipeline.Training.TrainingOptions),
+        ["Retention"] = typeof(Wuerstchen.Workflows.Retention.RetentionOptions),
     };
 
-    private static string RepositoryFile(string relative)
+    internal static string RepositoryFile(string relative)
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
@@ -98,7 +99,11 @@ public sealed class DeploymentSettingsTests
             names.AddRange(new[] { "accountName", "credential", "clientId" }.Select(p => $"{queue.Connection}__{p}"));
         }
         foreach (var timer in parameters.Select(p => p.GetCustomAttribute<TimerTriggerAttribute>()).OfType<TimerTriggerAttribute>())
-            names.Add(Regex.Match(timer.Schedule, "%(.+)%").Groups[1].Value.Replace(":", "__"));
+        {
+            // A fixed schedule (such as the retention timer's hourly one) reads no setting.
+            if (Regex.Match(timer.Schedule, "%(.+)%") is { Success: true } setting)
+                names.Add(setting.Groups[1].Value.Replace(":", "__"));
+        }
         return names.Distinct().ToArray();
     }
 
@@ -110,7 +115,9 @@ public sealed class DeploymentSettingsTests
         "Wuerstchen__Storage__Container" => "wuerstchen",
         "Wuerstchen__Models__Root" => "/mnt/models",
         "Wuerstchen__Models__Device" => "cuda",
-        "Wuerstchen__Models__Precision" => "bfloat16",
+        "Wuerstchen__Models__Precision" => "float16",
+        "Wuerstchen__Models__CacheRoot" => "/tmp/wuerstchen-models",
+        "Wuerstchen__Models__CacheMaxGiB" => "4",
         "Wuerstchen__Bulk__QueueName" => "generation-jobs",
         _ => "value",
     };

@@ -22,7 +22,7 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
         [DurableClient] DurableTaskClient client,
         CancellationToken cancellationToken)
     {
-        var (body, bodyError) = await HttpResults.ReadBodyAsync<GenerationRequest>(request, cancellationToken);
+        var (body, bodyError) = await HttpResults.ReadBodyAsync<GenerationRequest>(request, options.Value.MaxBodyBytes, cancellationToken);
         if (bodyError is not null)
             return bodyError;
         if (!TryReadIdempotencyKey(request, out string? key, out var keyError))
@@ -66,7 +66,7 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
         string id,
         CancellationToken cancellationToken)
     {
-        var (body, bodyError) = await HttpResults.ReadBodyAsync<RedecodeRequest>(request, cancellationToken, allowEmpty: true);
+        var (body, bodyError) = await HttpResults.ReadBodyAsync<RedecodeRequest>(request, options.Value.MaxBodyBytes, cancellationToken, allowEmpty: true);
         if (bodyError is not null)
             return bodyError;
         if (!TryReadIdempotencyKey(request, out string? key, out var keyError))
@@ -112,17 +112,19 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
         return new AcceptedResult(StatusUrl(request, id), new { id, statusUrl = StatusUrl(request, id), existing = outcome.Disposition == StartDisposition.Existing });
     }
 
-    private static bool TryReadIdempotencyKey(HttpRequest request, out string? key, out IActionResult? error)
+    /// <summary>The Idempotency-Key header, scoped to the caller (<see cref="CallerIdentity"/>) so keys never cross callers.</summary>
+    private bool TryReadIdempotencyKey(HttpRequest request, out string? key, out IActionResult? error)
     {
         key = request.Headers[IdempotencyHeader].FirstOrDefault();
         error = null;
         if (key is null)
             return true;
-        if (key.Length is 0 or > MaxIdempotencyKeyLength)
+        if (key.Length is 0 or > MaxIdempotencyKeyLength || !key.All(c => c is >= ' ' and <= '~'))
         {
-            error = HttpResults.Invalid(IdempotencyHeader, $"The key must have 1 … {MaxIdempotencyKeyLength} characters.");
+            error = HttpResults.Invalid(IdempotencyHeader, $"The key must have 1 … {MaxIdempotencyKeyLength} printable ASCII characters.");
             return false;
         }
+        key = CallerIdentity.Scope(key, CallerIdentity.Of(request, options.Value));
         return true;
     }
 
@@ -134,7 +136,7 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
         if (text is null)
             return true;
         double max = options.Value.MaxWait.TotalSeconds;
-        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) || seconds < 0 || seconds > max)
+        if (!double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double seconds) || !double.IsFinite(seconds) || seconds < 0 || seconds > max)
         {
             error = HttpResults.Invalid("wait", $"'{text}' is not a number of seconds in 0 … {max}.");
             return false;

@@ -20,7 +20,7 @@ public sealed class FineTuneHttpFunctions(FineTuneService fineTunes, IBlobStore 
         [DurableClient] DurableTaskClient client,
         CancellationToken cancellationToken)
     {
-        var (body, bodyError) = await HttpResults.ReadBodyAsync<FineTuneRequest>(request, cancellationToken);
+        var (body, bodyError) = await HttpResults.ReadBodyAsync<FineTuneRequest>(request, options.Value.MaxBodyBytes, cancellationToken);
         if (bodyError is not null)
             return bodyError;
 

@@ -61,6 +61,8 @@ public sealed class SafetensorsHeader
     {
         if (json.Length == 0 || json[0] != (byte)'{')
             throw new SafetensorsFormatException(filePath, null, "the header does not start with a JSON object.");
+        if (!System.Text.Unicode.Utf8.IsValid(json))
+            throw new SafetensorsFormatException(filePath, null, "the header is not valid UTF-8.");
 
         JsonDocument document;
         try
@@ -164,13 +166,11 @@ public sealed class SafetensorsHeader
             throw new SafetensorsFormatException(filePath, name, $"unknown dtype '{dtype}' (known: {string.Join(", ", SafetensorsDType.Names)}).");
 
         long[] shape = ReadIntegers(element, "shape", name, filePath);
-        long elements = 1;
-        foreach (long dim in shape)
-        {
-            if (dim < 0)
-                throw new SafetensorsFormatException(filePath, name, $"negative dimension in shape [{string.Join(", ", shape)}].");
-            elements = checked(elements * dim);
-        }
+        if (shape.Any(dim => dim < 0))
+            throw new SafetensorsFormatException(filePath, name, $"negative dimension in shape [{string.Join(", ", shape)}].");
+        long elements = ElementsOf(shape, elementSize)
+            ?? throw new SafetensorsFormatException(filePath, name,
+                $"shape [{string.Join(", ", shape)}] × {dtype} holds more bytes than a file can ({long.MaxValue}).");
 
         long[] offsets = ReadIntegers(element, "data_offsets", name, filePath);
         if (offsets.Length != 2)
@@ -180,12 +180,27 @@ public sealed class SafetensorsHeader
             throw new SafetensorsFormatException(filePath, name, $"invalid data_offsets [{begin}, {end}].");
         if (end > dataLength)
             throw new SafetensorsFormatException(filePath, name, $"data_offsets [{begin}, {end}] run past the end of the {dataLength}-byte data section (truncated file?).");
-        long expected = checked(elements * elementSize);
+        long expected = elements * elementSize;
         if (end - begin != expected)
             throw new SafetensorsFormatException(filePath, name,
                 $"shape [{string.Join(", ", shape)}] × {dtype} needs {expected} bytes but data_offsets [{begin}, {end}] span {end - begin}.");
 
         return new SafetensorsTensorInfo(name, dtype, scalarType, elementSize, shape, begin, end);
+    }
+
+    /// <summary>The element count of <paramref name="shape"/>, or null when it or its byte size does not fit in a long.</summary>
+    private static long? ElementsOf(long[] shape, int elementSize)
+    {
+        if (shape.Contains(0))
+            return 0;
+        long elements = 1;
+        foreach (long dim in shape)
+        {
+            if (elements > long.MaxValue / elementSize / dim)
+                return null;
+            elements *= dim;
+        }
+        return elements;
     }
 
     private static long[] ReadIntegers(JsonElement element, string property, string tensorName, string filePath)

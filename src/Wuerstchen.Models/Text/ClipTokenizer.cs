@@ -226,7 +226,8 @@ public sealed class ClipTokenizer
     /// <summary>NFC, every whitespace run to one space, then Rust's per-character lowercase.</summary>
     private static string Normalize(string text)
     {
-        string composed = text.Normalize(NormalizationForm.FormC);
+        // An unpaired surrogate (a JSON "\ud800" escape) is not Unicode: it becomes U+FFFD, as a UTF-8 round trip makes it.
+        string composed = ReplaceUnpairedSurrogates(text).Normalize(NormalizationForm.FormC);
         var normalized = new StringBuilder(composed.Length);
         bool afterWhitespace = false;
         foreach (Rune rune in composed.EnumerateRunes())
@@ -365,6 +366,16 @@ public sealed class ClipTokenizer
             bytes.AddRange(token.Select(c => CharToByte[c]));
         else
             bytes.AddRange(Encoding.UTF8.GetBytes(token)); // an added token outside the byte alphabet
+    }
+
+    private static string ReplaceUnpairedSurrogates(string text)
+    {
+        if (!text.Any(char.IsSurrogate))
+            return text;
+        var clean = new StringBuilder(text.Length);
+        foreach (Rune rune in text.EnumerateRunes())
+            clean.Append(rune.ToString());
+        return clean.ToString();
     }
 
     private static string CleanUpTokenizationSpaces(string text) =>

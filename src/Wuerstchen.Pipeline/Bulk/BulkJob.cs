@@ -35,8 +35,6 @@ public sealed record BulkJobRejection(string Reason);
 
 public static partial class BulkJobParser
 {
-    public const int MaxInlinePrompts = 10_000;
-
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
         UnmappedMemberHandling = System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow,
@@ -45,8 +43,11 @@ public static partial class BulkJobParser
     [GeneratedRegex("^[a-z0-9][a-z0-9-]{0,62}$")]
     private static partial Regex JobIdPattern();
 
-    /// <summary>Parses and checks a queue message; a message that can never succeed yields a rejection naming the problem.</summary>
-    public static (BulkJob? Job, BulkJobRejection? Rejection) Parse(string message)
+    /// <summary>
+    /// Parses and checks a queue message; a message that can never succeed yields a rejection naming the problem. Inline
+    /// prompts stop being read at the first one past <paramref name="maxPrompts"/> (<c>Wuerstchen:Bulk:MaxPrompts</c>).
+    /// </summary>
+    public static (BulkJob? Job, BulkJobRejection? Rejection) Parse(string message, int maxPrompts)
     {
         JsonDocument document;
         try
@@ -60,65 +61,87 @@ public static partial class BulkJobParser
 
         using (document)
         {
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
-                return (null, new BulkJobRejection("The message must be a JSON object with jobId, settings and prompts or promptsBlob."));
-
-            var allowed = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "jobId", "settings", "prompts", "promptsBlob" };
-            var unknown = root.EnumerateObject().Select(p => p.Name).Where(n => !allowed.Contains(n)).ToArray();
-            if (unknown.Length > 0)
-                return (null, new BulkJobRejection($"Unknown field(s): {string.Join(", ", unknown)}."));
-
-            string? jobId = root.TryGetProperty("jobId", out var id) && id.ValueKind == JsonValueKind.String ? id.GetString() : null;
-            if (jobId is null || !JobIdPattern().IsMatch(jobId))
-                return (null, new BulkJobRejection("jobId must be 1 … 63 lowercase letters, digits or hyphens, starting with a letter or digit."));
-
-            GenerationRequest settings = new();
-            if (root.TryGetProperty("settings", out var settingsElement))
+            try
             {
-                try
-                {
-                    settings = settingsElement.Deserialize<GenerationRequest>(Json) ?? new GenerationRequest();
-                }
-                catch (JsonException e)
-                {
-                    return (null, new BulkJobRejection($"settings: {JsonErrors.Describe(e)}"));
-                }
+                return Parse(document.RootElement, maxPrompts);
             }
-
-            bool hasPrompts = root.TryGetProperty("prompts", out var promptsElement) && promptsElement.ValueKind != JsonValueKind.Null;
-            string? promptsBlob = root.TryGetProperty("promptsBlob", out var blobElement) && blobElement.ValueKind == JsonValueKind.String ? blobElement.GetString() : null;
-            if (hasPrompts == (promptsBlob is not null))
-                return (null, new BulkJobRejection("Give exactly one of prompts (a list) and promptsBlob (a JSONL blob name)."));
-
-            List<BulkPrompt>? prompts = null;
-            if (hasPrompts)
+            catch (InvalidOperationException e)
             {
-                if (promptsElement.ValueKind != JsonValueKind.Array)
-                    return (null, new BulkJobRejection("prompts must be a list."));
-                prompts = [];
-                int index = 0;
-                foreach (var element in promptsElement.EnumerateArray())
-                {
-                    var (prompt, problem) = ParsePrompt(element);
-                    if (problem is not null)
-                        return (null, new BulkJobRejection($"prompts[{index}]: {problem}"));
-                    prompts.Add(prompt!);
-                    index++;
-                }
-                if (prompts.Count == 0 || prompts.Count > MaxInlinePrompts)
-                    return (null, new BulkJobRejection($"prompts must hold 1 … {MaxInlinePrompts} prompts; got {prompts.Count}."));
+                return (null, new BulkJobRejection($"The message holds {NotText(e)}."));
             }
-
-            return (new BulkJob { JobId = jobId, Settings = settings, Prompts = prompts, PromptsBlob = promptsBlob }, null);
         }
+    }
+
+    private static (BulkJob? Job, BulkJobRejection? Rejection) Parse(JsonElement root, int maxPrompts)
+    {
+        if (root.ValueKind != JsonValueKind.Object)
+            return (null, new BulkJobRejection("The message must be a JSON object with jobId, settings and prompts or promptsBlob."));
+
+        var allowed = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "jobId", "settings", "prompts", "promptsBlob" };
+        var unknown = root.EnumerateObject().Select(p => p.Name).Where(n => !allowed.Contains(n)).ToArray();
+        if (unknown.Length > 0)
+            return (null, new BulkJobRejection($"Unknown field(s): {string.Join(", ", unknown)}."));
+
+        string? jobId = root.TryGetProperty("jobId", out var id) && id.ValueKind == JsonValueKind.String ? id.GetString() : null;
+        if (jobId is null || !JobIdPattern().IsMatch(jobId))
+            return (null, new BulkJobRejection("jobId must be 1 … 63 lowercase letters, digits or hyphens, starting with a letter or digit."));
+
+        GenerationRequest settings = new();
+        if (root.TryGetProperty("settings", out var settingsElement))
+        {
+            try
+            {
+                settings = settingsElement.Deserialize<GenerationRequest>(Json) ?? new GenerationRequest();
+            }
+            catch (JsonException e)
+            {
+                return (null, new BulkJobRejection($"settings: {JsonErrors.Describe(e)}"));
+            }
+        }
+
+        bool hasPrompts = root.TryGetProperty("prompts", out var promptsElement) && promptsElement.ValueKind != JsonValueKind.Null;
+        string? promptsBlob = root.TryGetProperty("promptsBlob", out var blobElement) && blobElement.ValueKind == JsonValueKind.String ? blobElement.GetString() : null;
+        if (hasPrompts == (promptsBlob is not null))
+            return (null, new BulkJobRejection("Give exactly one of prompts (a list) and promptsBlob (a JSONL blob name)."));
+
+        List<BulkPrompt>? prompts = null;
+        if (hasPrompts)
+        {
+            if (promptsElement.ValueKind != JsonValueKind.Array)
+                return (null, new BulkJobRejection("prompts must be a list."));
+            prompts = [];
+            int index = 0;
+            foreach (var element in promptsElement.EnumerateArray())
+            {
+                if (index == maxPrompts)
+                    return (null, new BulkJobRejection($"prompts must hold 1 … {maxPrompts} prompts; got more."));
+                var (prompt, problem) = ParsePrompt(element);
+                if (problem is not null)
+                    return (null, new BulkJobRejection($"prompts[{index}]: {problem}"));
+                prompts.Add(prompt!);
+                index++;
+            }
+            if (prompts.Count == 0)
+                return (null, new BulkJobRejection($"prompts must hold 1 … {maxPrompts} prompts; got none."));
+        }
+
+        return (new BulkJob { JobId = jobId, Settings = settings, Prompts = prompts, PromptsBlob = promptsBlob }, null);
     }
 
     /// <summary>A prompt given as a string or as an object (<c>prompt</c> or <c>text</c>, <c>negativePrompt</c>, <c>seed</c>, <c>width</c>, <c>height</c>).</summary>
     public static (BulkPrompt? Prompt, string? Problem) ParsePrompt(JsonElement element)
     {
         if (element.ValueKind == JsonValueKind.String)
-            return (new BulkPrompt { Prompt = element.GetString()! }, null);
+        {
+            try
+            {
+                return (new BulkPrompt { Prompt = element.GetString()! }, null);
+            }
+            catch (InvalidOperationException e)
+            {
+                return (null, NotText(e));
+            }
+        }
         if (element.ValueKind != JsonValueKind.Object)
             return (null, "a prompt must be a string or an object.");
         try
@@ -133,7 +156,14 @@ public static partial class BulkJobParser
         {
             return (null, JsonErrors.Describe(e));
         }
+        catch (InvalidOperationException e)
+        {
+            return (null, NotText(e));
+        }
     }
+
+    /// <summary>System.Text.Json reads an unpaired surrogate escape (such as \ud800) and then refuses to make a string of it.</summary>
+    private static string NotText(InvalidOperationException e) => $"a string is not valid Unicode text ({e.Message})";
 
     private sealed record PromptLine(string? Prompt, string? Text, string? NegativePrompt, long? Seed, int? Width, int? Height);
 }

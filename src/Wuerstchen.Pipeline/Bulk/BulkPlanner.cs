@@ -80,6 +80,21 @@ public static class BulkPlanner
         return new BulkPlan(batches, entriesOfBatch, entries);
     }
 
+    /// <summary>The work of every planned prompt together, in pixel-steps (see <see cref="GenerationSettings.WorkPerPrompt"/>).</summary>
+    public static long WorkOf(BulkPlan plan) => plan.Batches.Sum(b => b.Items.Count * b.Settings.WorkPerPrompt);
+
+    /// <summary>The job's budget problem, or null when its planned work is within <paramref name="maxWork"/>.</summary>
+    public static string? WorkProblem(BulkPlan plan, long maxWork)
+    {
+        long work = WorkOf(plan);
+        return work <= maxWork ? null : FormattableString.Invariant(
+            $"The job costs {work:N0} pixel-steps over its {plan.Entries.Count(e => e.Error is null)} valid prompts; the limit is {maxWork:N0} (Wuerstchen:Bulk:MaxWorkPerJob). Split it into smaller jobs.");
+    }
+
+    /// <summary>The plan of a job rejected whole: no batches, every entry rejected with <paramref name="reason"/>.</summary>
+    public static BulkPlan RejectWhole(BulkPlan plan, string reason) =>
+        new([], [], plan.Entries.Select(e => e with { Error = e.Error ?? reason }).ToArray());
+
     /// <summary>Reads a JSONL prompt file: one prompt string or object per line; blank lines are skipped, bad lines reported by number.</summary>
     public static async Task<IReadOnlyList<(BulkPrompt? Prompt, string? Problem)>> ReadJsonLinesAsync(Stream stream, int maxPrompts, CancellationToken cancellationToken)
     {
@@ -105,6 +120,37 @@ public static class BulkPlanner
             }
         }
         return prompts;
+    }
+
+    /// <summary>
+    /// Counts the prompts (non-blank lines) of a JSONL prompt file without keeping any of it, stopping once the count
+    /// passes <paramref name="maxPrompts"/>: memory stays one buffer whatever the file's size or line lengths.
+    /// </summary>
+    /// <returns>The count, or <paramref name="maxPrompts"/> + 1 when the file holds more.</returns>
+    public static async Task<int> CountPromptLinesAsync(Stream stream, int maxPrompts, CancellationToken cancellationToken)
+    {
+        var buffer = new byte[1 << 16];
+        int count = 0;
+        bool lineHasText = false;
+        int read;
+        while ((read = await stream.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
+        {
+            for (int i = 0; i < read; i++)
+            {
+                byte b = buffer[i];
+                if (b == (byte)'\n')
+                {
+                    if (lineHasText && ++count > maxPrompts)
+                        return count;
+                    lineHasText = false;
+                }
+                else if (b is not ((byte)' ' or (byte)'\t' or (byte)'\r' or (byte)'\f' or (byte)'\v'))
+                {
+                    lineHasText = true;
+                }
+            }
+        }
+        return lineHasText ? count + 1 : count;
     }
 
     private static long DefaultBaseSeed(string jobId) =>

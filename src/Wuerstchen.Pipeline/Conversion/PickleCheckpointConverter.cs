@@ -5,6 +5,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 using TorchSharp;
 using TorchSharp.PyBridge;
 using Wuerstchen.Models.IO;
+using Wuerstchen.Pipeline.Storage;
 
 namespace Wuerstchen.Pipeline.Conversion;
 
@@ -40,7 +41,7 @@ public sealed partial class PickleCheckpointConverter
         if (!File.Exists(source))
             throw new FileNotFoundException($"Checkpoint '{source}' does not exist.", source);
 
-        byte[] pickle = await ReadPickleAsync(source, cancellationToken).ConfigureAwait(false);
+        byte[] pickle = await ReadPickleAsync(source, options.MaxPickleBytes, cancellationToken).ConfigureAwait(false);
         PickleGlobalScanner.EnsureSafe(pickle, source);
 
         var result = await Task.Run(() => Convert(source, destination, options, cancellationToken), cancellationToken).ConfigureAwait(false);
@@ -48,8 +49,11 @@ public sealed partial class PickleCheckpointConverter
         return result;
     }
 
-    /// <summary>The bytes of the archive's one <c>data.pkl</c>, the entry PyBridge will unpickle.</summary>
-    private static async Task<byte[]> ReadPickleAsync(string source, CancellationToken cancellationToken)
+    /// <summary>
+    /// The bytes of the archive's one <c>data.pkl</c>, the entry PyBridge will unpickle, read through a bound of
+    /// <paramref name="maxBytes"/>: a small file that inflates to gigabytes is refused after the limit, not read whole.
+    /// </summary>
+    private static async Task<byte[]> ReadPickleAsync(string source, long maxBytes, CancellationToken cancellationToken)
     {
         try
         {
@@ -59,17 +63,31 @@ public sealed partial class PickleCheckpointConverter
             var entries = archive.Entries.Where(e => e.Name.EndsWith("data.pkl", StringComparison.Ordinal)).ToArray();
             if (entries.Length != 1)
                 throw new CheckpointConversionException(source, null, $"a torch.save archive has one data.pkl; this one has {entries.Length}.");
+            if (entries[0].Length > maxBytes)
+                throw TooLarge(source, maxBytes);
             await using var entry = await entries[0].OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using var bounded = new LimitedReadStream(entry, maxBytes, "data.pkl", leaveOpen: true);
             using var buffer = new MemoryStream();
-            await entry.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+            await bounded.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
             return buffer.ToArray();
+        }
+        catch (InputTooLargeException)
+        {
+            throw TooLarge(source, maxBytes);
         }
         catch (InvalidDataException e)
         {
             throw new CheckpointConversionException(source, null,
                 $"the file is not a torch.save zip archive ({e.Message}); checkpoints in the legacy (pre-1.6) format must be re-saved first.", e);
         }
+        catch (IOException e)
+        {
+            throw new CheckpointConversionException(source, null, $"the archive could not be read ({e.Message}).", e);
+        }
     }
+
+    private static CheckpointConversionException TooLarge(string source, long maxBytes) =>
+        new(source, null, $"its data.pkl inflates to more than {maxBytes} bytes; a state dict's pickle holds only names and shapes (the tensors are separate entries), so this is not a checkpoint this converter reads.");
 
     private static ConversionResult Convert(string source, string destination, PickleConversionOptions options, CancellationToken cancellationToken)
     {

@@ -29,6 +29,9 @@ public sealed record PickleConversionOptions
     public IReadOnlyList<KeyRename> Renames { get; init; } = [];
 
     public ConversionDType DType { get; init; } = ConversionDType.Keep;
+
+    /// <summary>The most bytes the archive's <c>data.pkl</c> may inflate to (it holds names and shapes, not tensor data).</summary>
+    public long MaxPickleBytes { get; init; } = 64L << 20;
 }
 
 /// <param name="ParameterCount">Elements of every written tensor, buffers included.</param>

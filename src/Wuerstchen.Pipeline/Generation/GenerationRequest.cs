@@ -47,6 +47,13 @@ public sealed class GenerationLimits
     public int MaxPriorSteps { get; set; } = 200;
     public int MaxDecoderSteps { get; set; } = 100;
     public double MaxGuidance { get; set; } = 30;
+
+    /// <summary>
+    /// The most work one request may ask for, in pixel-steps (images × width × height × (Stage C + Stage B steps)):
+    /// each field may be within its own limit while their product is not. The default allows one 2048² image at 200 + 100
+    /// steps or four 1024² ones, and refuses four 2048² images at 200 + 100 steps (5.0e9).
+    /// </summary>
+    public long MaxWorkPerRequest { get; set; } = 2_000_000_000;
 }
 
 /// <summary>The outcome of validation: the batch to run, or the problems by field name.</summary>
@@ -81,8 +88,12 @@ public static class GenerationRequestValidator
             Fail("prompt", "The prompt is required and must not be blank.");
         else if (request.Prompt.Length > limits.MaxPromptLength)
             Fail("prompt", $"The prompt has {request.Prompt.Length} characters; at most {limits.MaxPromptLength} are allowed.");
+        else if (HasUnpairedSurrogate(request.Prompt))
+            Fail("prompt", "The prompt holds an unpaired UTF-16 surrogate (such as \\ud800), which is not text.");
         if (request.NegativePrompt is { Length: var negativeLength } && negativeLength > limits.MaxPromptLength)
             Fail("negativePrompt", $"The negative prompt has {negativeLength} characters; at most {limits.MaxPromptLength} are allowed.");
+        else if (request.NegativePrompt is { } negative && HasUnpairedSurrogate(negative))
+            Fail("negativePrompt", "The negative prompt holds an unpaired UTF-16 surrogate (such as \\ud800), which is not text.");
 
         int width = request.Width ?? 1024, height = request.Height ?? 1024;
         CheckSize("width", width, limits.MaxWidth);
@@ -153,6 +164,11 @@ public static class GenerationRequestValidator
             DecoderModel = decoderModel,
             Precision = precision,
         };
+        if (settings.WorkPerPrompt > limits.MaxWorkPerRequest)
+        {
+            Fail("work", FormattableString.Invariant($"This request costs {settings.WorkPerPrompt:N0} pixel-steps ({settings.DescribeWork()}); the limit is {limits.MaxWorkPerRequest:N0} ({GenerationLimits.Section}:MaxWorkPerRequest). Ask for fewer or smaller images or fewer steps."));
+            return Result(null);
+        }
         var item = new GenerationItem
         {
             Prompt = request.Prompt!,
@@ -164,6 +180,18 @@ public static class GenerationRequestValidator
 
         ValidatedRequest Result(GenerationBatch? batch) =>
             new(batch, errors.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.Ordinal));
+    }
+
+    private static bool HasUnpairedSurrogate(string text)
+    {
+        for (int i = 0; i < text.Length; i++)
+        {
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+                i++;
+            else if (char.IsSurrogate(text[i]))
+                return true;
+        }
+        return false;
     }
 
     private static string? TimestepProblem(IReadOnlyList<double> timesteps, int maxSteps)

@@ -39,6 +39,17 @@ public sealed record GenerationSettings
 
     [JsonIgnore]
     public int DecoderStepCount => DecoderTimesteps is { Count: > 0 } t ? t.Count - 1 : DecoderSteps;
+
+    /// <summary>
+    /// The work of one prompt in pixel-steps: images × width × height × (Stage C + Stage B steps), the measure the
+    /// work budgets (<c>Limits:MaxWorkPerRequest</c>, <c>Bulk:MaxWorkPerJob</c>) are set in.
+    /// </summary>
+    [JsonIgnore]
+    public long WorkPerPrompt => (long)ImagesPerPrompt * Width * Height * (PriorStepCount + DecoderStepCount);
+
+    /// <summary>How <see cref="WorkPerPrompt"/> is made up, for error messages.</summary>
+    public string DescribeWork() =>
+        $"{ImagesPerPrompt} image(s) × {Width}×{Height} px × ({PriorStepCount} Stage C + {DecoderStepCount} Stage B steps)";
 }
 
 /// <summary>One prompt of a batch with its own negative prompt and seeds, so its images do not depend on the batch.</summary>

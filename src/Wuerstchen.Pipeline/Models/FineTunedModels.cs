@@ -61,6 +61,9 @@ public sealed record FineTunedName(string VersionId, string? Revision, bool Raw)
         FineTunedModels.NamePrefix + VersionId + (Revision is null ? "" : "/" + Revision) + (Raw ? "/raw" : "");
 }
 
+/// <summary>The model cache cannot take a version without evicting one that is in use (or the version alone exceeds it).</summary>
+public sealed class ModelCacheFullException(string message) : IOException(message);
+
 /// <summary>
 /// Fine-tuned Stage C versions as generation models. Each publication of a run is an immutable, content-addressed
 /// revision in the blob store (<c>models/{id}/revisions/{rev}/prior/</c> with the EMA weights, <c>…/prior-raw/</c>
@@ -71,7 +74,9 @@ public sealed record FineTunedName(string VersionId, string? Revision, bool Raw)
 /// into a prior pipeline folder under <c>{cache root}/{store}/finetuned/{id}/{rev}/{ema|raw}</c> (the cache root is
 /// writable, unlike a mounted model root; the store's hash keeps versions of different stores apart): the revision's
 /// prior (checksums verified) beside links to its base prior's text encoder, tokenizer and scheduler. Nothing of a
-/// revision is rewritten, so a reader never pairs one revision's description with another's files.
+/// revision is rewritten, so a reader never pairs one revision's description with another's files. The cache is
+/// bounded by <see cref="ModelOptions.CacheMaxGiB"/>: materialising evicts the least recently used revisions first,
+/// never one used within <see cref="EvictionGrace"/> (it may be loading).
 /// </summary>
 public sealed partial class FineTunedModels(IBlobStore store, IOptions<ModelOptions> options)
 {
@@ -81,7 +86,18 @@ public sealed partial class FineTunedModels(IBlobStore store, IOptions<ModelOpti
     public const string WeightsFile = "diffusion_pytorch_model.safetensors";
     public const string RevisionPrefix = "rev-";
 
+    private const double GiB = 1024d * 1024 * 1024;
+
+    /// <summary>A version used more recently than this is never evicted: a load from its folder may be under way.</summary>
+    public static readonly TimeSpan EvictionGrace = TimeSpan.FromMinutes(2);
+
+    /// <summary>Left-over download folders (a process that died mid-download) older than this are removed.</summary>
+    private static readonly TimeSpan StaleTemporary = TimeSpan.FromHours(1);
+
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+
+    /// <summary>Materialising and evicting are serialised in the process, so one never deletes what the other measured.</summary>
+    private static readonly object CacheGate = new();
 
     [GeneratedRegex("^rev-[0-9a-f]{12}$")]
     private static partial Regex RevisionPattern();
@@ -118,9 +134,37 @@ public sealed partial class FineTunedModels(IBlobStore store, IOptions<ModelOpti
     /// <summary>The folder a revision materialises into.</summary>
     public string LocalFolder(string versionId, string revision, bool raw)
     {
-        string cache = options.Value.CacheRoot is { Length: > 0 } root ? root : Path.Combine(Path.GetTempPath(), "wuerstchen-models");
         string storeKey = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(store.Description)))[..12];
-        return Path.Combine(Path.GetFullPath(cache), storeKey, "finetuned", versionId, revision, raw ? "raw" : "ema");
+        return Path.Combine(CacheDirectory, storeKey, "finetuned", versionId, revision, raw ? "raw" : "ema");
+    }
+
+    /// <summary>The cache's folder: <see cref="ModelOptions.CacheRoot"/>, or <c>wuerstchen-models</c> in the temp folder.</summary>
+    public string CacheDirectory =>
+        Path.GetFullPath(options.Value.CacheRoot is { Length: > 0 } root ? root : Path.Combine(Path.GetTempPath(), "wuerstchen-models"));
+
+    /// <summary>A materialised revision in the cache: its folder, the bytes of its own files (not the linked base components), when it was last used.</summary>
+    public sealed record CachedVersion(string Folder, long Bytes, DateTime LastUsedUtc);
+
+    /// <summary>The revision folders of the cache (<c>{store}/finetuned/{id}/{rev}</c>, of any store).</summary>
+    private IEnumerable<string> RevisionFolders() =>
+        !Directory.Exists(CacheDirectory) ? [] : Directory.EnumerateDirectories(CacheDirectory)
+            .Select(storeFolder => Path.Combine(storeFolder, "finetuned"))
+            .Where(Directory.Exists)
+            .SelectMany(Directory.EnumerateDirectories)
+            .SelectMany(Directory.EnumerateDirectories);
+
+    /// <summary>Every materialised revision in the cache (of any store), least recently used first.</summary>
+    public IReadOnlyList<CachedVersion> CachedVersions()
+    {
+        var skipLinks = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.ReparsePoint, IgnoreInaccessible = true };
+        return RevisionFolders()
+            .SelectMany(revision => new[] { Path.Combine(revision, "ema"), Path.Combine(revision, "raw") })
+            .Where(IsModelFolder)
+            .Select(folder => new CachedVersion(folder,
+                new DirectoryInfo(folder).EnumerateFiles("*", skipLinks).Sum(f => f.Length),
+                Directory.GetLastWriteTimeUtc(folder)))
+            .OrderBy(v => v.LastUsedUtc)
+            .ToArray();
     }
 
     /// <summary>The revision <c>finetuned/{id}</c> follows now; null when the version was never published.</summary>
@@ -236,7 +280,10 @@ public sealed partial class FineTunedModels(IBlobStore store, IOptions<ModelOpti
         if (!TryParse(Pin(name), out var parsed) || parsed.Revision is null)
             return null;
         string folder = LocalFolder(parsed.VersionId, parsed.Revision, parsed.Raw);
-        return IsModelFolder(folder) ? folder : null;
+        if (!IsModelFolder(folder))
+            return null;
+        Touch(folder);
+        return folder;
     }
 
     /// <summary>
@@ -253,12 +300,105 @@ public sealed partial class FineTunedModels(IBlobStore store, IOptions<ModelOpti
                       ?? throw new UnknownModelException(name, [$"{(parsed.Revision is null ? LatestBlob(parsed.VersionId) : VersionBlob(parsed.VersionId, parsed.Revision))} in {store.Description}"]);
         string target = LocalFolder(version.VersionId, version.Revision, parsed.Raw);
         if (IsModelFolder(target))
+        {
+            Touch(target);
             return target;
+        }
         string baseFolder = Path.GetFullPath(resolveBase(version.BasePrior));
         var baseRepository = ModelRepository.Open(baseFolder);
         if (baseRepository.Index is null)
             throw new ModelConfigException(baseFolder, $"the base prior of {name} is not a pipeline folder.");
 
+        lock (CacheGate)
+        {
+            if (IsModelFolder(target))
+            {
+                Touch(target);
+                return target;
+            }
+            string folder = parsed.Raw ? RawFolder : EmaFolder;
+            long needed = version.Files.Where(f => f.Name.StartsWith(folder + "/", StringComparison.Ordinal)).Sum(f => f.Bytes);
+            MakeRoom(name, needed, target);
+            return DownloadInto(version, baseFolder, baseRepository, target, folder);
+        }
+    }
+
+    /// <summary>Evicts least recently used versions until <paramref name="needed"/> more bytes fit under the cache's bound.</summary>
+    private void MakeRoom(string name, long needed, string target)
+    {
+        RemoveStaleTemporaries();
+        long limit = (long)(options.Value.CacheMaxGiB * GiB);
+        if (needed > limit)
+            throw new ModelCacheFullException($"{name} needs {needed / GiB:F2} GiB on disk, more than {ModelOptions.Section}:CacheMaxGiB ({options.Value.CacheMaxGiB} GiB) allows; raise it.");
+        var cached = CachedVersions().Where(v => v.Folder != target).ToList();
+        long used = cached.Sum(v => v.Bytes);
+        var now = DateTime.UtcNow;
+        foreach (var victim in cached)
+        {
+            if (used + needed <= limit || now - victim.LastUsedUtc < EvictionGrace)
+                break;
+            Evict(victim.Folder);
+            used -= victim.Bytes;
+        }
+        if (used + needed > limit)
+            throw new ModelCacheFullException($"{name} needs {needed / GiB:F2} GiB, but the model cache at {CacheDirectory} already holds {used / GiB:F2} GiB " +
+                $"of its {options.Value.CacheMaxGiB} GiB ({ModelOptions.Section}:CacheMaxGiB) in versions used within the last {EvictionGrace.TotalMinutes:F0} minutes; try again later or raise the bound.");
+    }
+
+    /// <summary>Moves a version out of the way first (a concurrent lookup never sees half of it), then deletes it; links are removed, never followed.</summary>
+    private static void Evict(string folder)
+    {
+        string doomed = Path.Combine(Path.GetDirectoryName(folder)!, $".{Path.GetFileName(folder)}.{Guid.NewGuid():N}.evicted");
+        Directory.Move(folder, doomed);
+        DeleteTree(doomed);
+        // The revision's folder, then the version's, when nothing is left in them.
+        string revision = Path.GetDirectoryName(folder)!;
+        foreach (string emptied in new[] { revision, Path.GetDirectoryName(revision)! })
+        {
+            if (Directory.EnumerateFileSystemEntries(emptied).Any())
+                break;
+            Directory.Delete(emptied);
+        }
+    }
+
+    private void RemoveStaleTemporaries()
+    {
+        var leftovers = RevisionFolders()
+            .SelectMany(Directory.EnumerateDirectories)
+            .Where(d => Path.GetFileName(d).StartsWith('.') && DateTime.UtcNow - Directory.GetLastWriteTimeUtc(d) > StaleTemporary);
+        foreach (string leftover in leftovers.ToArray())
+            DeleteTree(leftover);
+    }
+
+    private static void DeleteTree(string folder)
+    {
+        foreach (var entry in new DirectoryInfo(folder).EnumerateFileSystemInfos())
+        {
+            if (entry.LinkTarget is not null || entry is FileInfo)
+                File.Delete(entry.FullName);
+            else
+                DeleteTree(entry.FullName);
+        }
+        Directory.Delete(folder);
+    }
+
+    private static void Touch(string folder)
+    {
+        try
+        {
+            Directory.SetLastWriteTimeUtc(folder, DateTime.UtcNow);
+        }
+        catch (IOException)
+        {
+            // Evicted in between: the caller's lookup fails on its own and materialises again.
+        }
+        catch (UnauthorizedAccessException)
+        {
+        }
+    }
+
+    private string DownloadInto(ModelVersion version, string baseFolder, ModelRepository baseRepository, string target, string folder)
+    {
         string parent = Path.GetDirectoryName(target)!;
         Directory.CreateDirectory(parent);
         string temp = Path.Combine(parent, $".{Path.GetFileName(target)}.{Guid.NewGuid():N}.tmp");
@@ -266,12 +406,11 @@ public sealed partial class FineTunedModels(IBlobStore store, IOptions<ModelOpti
         try
         {
             File.Copy(Path.Combine(baseFolder, ModelRepository.ModelIndexFile), Path.Combine(temp, ModelRepository.ModelIndexFile));
-            foreach (string component in baseRepository.Index.Components.Keys.Where(c => c != "prior"))
+            foreach (string component in baseRepository.Index!.Components.Keys.Where(c => c != "prior"))
             {
                 string source = baseRepository.Component(component).Directory;
                 Directory.CreateSymbolicLink(Path.Combine(temp, component), Directory.ResolveLinkTarget(source, returnFinalTarget: true)?.FullName ?? source);
             }
-            string folder = parsed.Raw ? RawFolder : EmaFolder;
             Directory.CreateDirectory(Path.Combine(temp, "prior"));
             foreach (string file in new[] { ModelComponent.ConfigFile, WeightsFile })
                 Download(version, $"{folder}/{file}", Path.Combine(temp, "prior", file));
@@ -281,14 +420,14 @@ public sealed partial class FineTunedModels(IBlobStore store, IOptions<ModelOpti
             }
             catch (IOException) when (IsModelFolder(target))
             {
-                // Another caller materialised it first; a revision's content never changes, so theirs is the same.
+                // Another process sharing the cache materialised it first; theirs is the same content.
             }
             return target;
         }
         finally
         {
             if (Directory.Exists(temp))
-                Directory.Delete(temp, recursive: true);
+                DeleteTree(temp);
         }
     }
 

@@ -26,6 +26,15 @@ public sealed partial class ModelHost(ModelLocator locator, IOptions<ModelOption
     public Task<T> WithDecoderAsync<T>(string name, Func<WuerstchenDecoderPipeline, T> work, CancellationToken cancellationToken) =>
         Get(_decoders, name, "Stage B/A", path => WuerstchenDecoderPipeline.FromRepository(ModelRepository.Open(path), Inference)).UseAsync(work, cancellationToken);
 
+    /// <summary>Whether the Stage C pipeline of model <paramref name="name"/> is loaded (for health checks: loads nothing).</summary>
+    public bool IsPriorResident(string name) => IsLoaded(_priors, name);
+
+    /// <summary>Whether the Stage B/A pipeline of model <paramref name="name"/> is loaded (for health checks: loads nothing).</summary>
+    public bool IsDecoderResident(string name) => IsLoaded(_decoders, name);
+
+    private static bool IsLoaded<T>(ConcurrentDictionary<string, Lazy<Resident<T>>> cache, string name) where T : IDisposable =>
+        cache.TryGetValue(name, out var entry) && entry.IsValueCreated;
+
     /// <summary>The resident pipeline, loading it on first use; a failed load is forgotten so the next call tries again.</summary>
     private Resident<T> Get<T>(ConcurrentDictionary<string, Lazy<Resident<T>>> cache, string name, string stage, Func<string, T> load) where T : IDisposable
     {

@@ -20,6 +20,13 @@ public sealed class ModelOptions
     /// </summary>
     public string? CacheRoot { get; set; }
 
+    /// <summary>
+    /// The most the fine-tuned versions under <see cref="CacheRoot"/> may take, in GiB. Materialising a version first
+    /// evicts the least recently used others (never one used within the last minutes) to stay under it; one variant
+    /// (EMA or raw) of a full-size prior takes about 4 GB.
+    /// </summary>
+    public double CacheMaxGiB { get; set; } = 16;
+
     /// <summary><c>cpu</c> or <c>cuda</c>.</summary>
     public string Device { get; set; } = "cpu";
 
@@ -33,6 +40,8 @@ public sealed class ModelOptions
             errors.Add($"{Section}:Root is not set; point it at the folder that holds the model repositories.");
         if (Device is not ("cpu" or "cuda"))
             errors.Add($"{Section}:Device is '{Device}'; use cpu or cuda.");
+        if (!(CacheMaxGiB > 0))
+            errors.Add($"{Section}:CacheMaxGiB is {CacheMaxGiB}; give the model cache a positive size in GiB.");
         if (Precision is not ("float32" or "bfloat16" or "float16"))
             errors.Add($"{Section}:Precision is '{Precision}'; use float32, bfloat16 or float16.");
         return errors;

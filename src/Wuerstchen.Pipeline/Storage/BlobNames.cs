@@ -33,6 +33,9 @@ internal static class BlobNames
         }
     }
 
+    /// <summary>Why <paramref name="prefix"/> is not a valid prefix (as <see cref="ValidatePrefix"/> words it), or null.</summary>
+    public static string? PrefixProblem(string prefix) => prefix.Length == 0 ? null : Problem(prefix, isPrefix: true);
+
     /// <summary>
     /// Metadata names are what Azure accepts (C# identifiers, compared without case, sent as HTTP headers, so ASCII);
     /// values may be any text.

@@ -1,7 +1,6 @@
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using SixLabors.ImageSharp;
-using SixLabors.ImageSharp.PixelFormats;
 using TorchSharp;
 using Wuerstchen.Models.Effnet;
 using Wuerstchen.Models.IO;
@@ -95,7 +94,7 @@ public sealed partial class DatasetPreparer(IBlobStore store, ModelLocator locat
                     }
                     try
                     {
-                        using var image = Image.Load<Rgb24>(bytes);
+                        using var image = DatasetImages.DecodeFirstFrame(bytes, settings.MaxImagePixels);
                         using var rgb = EffnetImageTransform.ToRgbBytes(image);
                         decoded.Add((item, key, EffnetImageTransform.Apply(rgb, run.Recipe.Resolution)));
                     }

@@ -32,8 +32,8 @@ public sealed record DatasetLimits(long MaxImageBytes, long MaxImagePixels, int 
 /// <summary>
 /// Reads a captioned image dataset in either layout: Hugging Face's imagefolder (<c>metadata.jsonl</c> lines with
 /// <c>file_name</c> and <c>text</c>) or <c>name.png</c> + <c>name.txt</c> pairs. Every item is checked — its caption
-/// present and non-empty, its size within the byte limit, its header readable by ImageSharp and its pixel count
-/// within the limit (read with <c>Image.Identify</c>, before any decoding) — and a failing item is reported by name
+/// present and non-empty, its size within the byte limit, its header readable as one of the formats of
+/// <see cref="DatasetImages"/> and its pixel count within the limit (read from the header, before any decoding) — and a failing item is reported by name
 /// and skipped, never thrown.
 /// </summary>
 public static class DatasetScanner
@@ -194,14 +194,14 @@ public static class DatasetScanner
         IImageInfo? info;
         try
         {
-            info = Image.Identify(bytes);
+            info = DatasetImages.Identify(bytes).Info;
         }
         catch (Exception e) when (e is ImageFormatException or NotSupportedException or InvalidDataException or ArgumentException or EndOfStreamException)
         {
             return (null, new DatasetProblem(file.Name, $"undecodable: {e.Message}"));
         }
         if (info is null)
-            return (null, new DatasetProblem(file.Name, "undecodable: not an image format ImageSharp reads."));
+            return (null, new DatasetProblem(file.Name, $"undecodable: not an image in a format datasets may use ({string.Join(", ", DatasetImages.Formats)})."));
         if (info.Width <= 0 || info.Height <= 0)
             return (null, new DatasetProblem(file.Name, $"undecodable: the header gives a size of {info.Width}×{info.Height}."));
         if ((long)info.Width * info.Height > limits.MaxImagePixels)

@@ -46,8 +46,8 @@ public static partial class FineTuneRequestValidator
         var dataset = request.Dataset;
         if (dataset is null || (dataset.Prefix is null) == (dataset.Folder is null))
             Fail("dataset", "Give exactly one of dataset.prefix (a blob prefix) or dataset.folder (a folder under the datasets root).");
-        else if (dataset.Prefix is { } prefix && (prefix.Length == 0 || prefix.StartsWith('/') || prefix.Contains("..", StringComparison.Ordinal) || prefix.Contains('\\')))
-            Fail("dataset.prefix", $"'{prefix}' is not a blob prefix (relative, '/'-separated, no '..').");
+        else if (dataset.Prefix is { } prefix && Storage.AppBlobPrefixes.ClientPrefixProblem(prefix) is { } prefixProblem)
+            Fail("dataset.prefix", $"'{prefix}' cannot be a dataset: {prefixProblem}.");
         else if (dataset.Folder is { } folder && DatasetSources.ResolveFolder(folder, options) is null)
             Fail("dataset.folder", string.IsNullOrWhiteSpace(options.DatasetsRoot)
                 ? $"Folder datasets are not enabled ({TrainingOptions.Section}:DatasetsRoot is not set)."

@@ -33,14 +33,24 @@ public sealed class BulkActivities(IBlobStore store, BatchPlanStore plans, Model
         }
         else
         {
-            await using var file = await store.OpenReadAsync(job.PromptsBlob!, cancellationToken).ConfigureAwait(false);
-            prompts = await BulkPlanner.ReadJsonLinesAsync(file, bulkOptions.Value.MaxPrompts, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                await using var file = await store.OpenReadAsync(job.PromptsBlob!, cancellationToken).ConfigureAwait(false);
+                prompts = await BulkPlanner.ReadJsonLinesAsync(file, bulkOptions.Value.MaxPrompts, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is InvalidDataException or BlobNotFoundException)
+            {
+                // The file changed (or went) after the intake checked it: the job is rejected whole, in its manifest.
+                prompts = [(null, $"The job was not run: {e.Message}")];
+            }
         }
 
         // A fine-tuned prior is pinned to its newest revision now, so every batch of the job uses the same weights.
         if (job.Settings.PriorModel is { } prior)
             job = job with { Settings = job.Settings with { PriorModel = models.Pin(prior) } };
         var plan = BulkPlanner.Plan(job, prompts, limits.Value, models.Exists, modelOptions.Value.Precision, bulkOptions.Value.BatchSize);
+        if (BulkPlanner.WorkProblem(plan, bulkOptions.Value.MaxWorkPerJob) is { } overBudget)
+            plan = BulkPlanner.RejectWhole(plan, overBudget);
         await plans.WriteAsync(BulkBlobs.Plan(jobId), plan.Batches, cancellationToken: cancellationToken).ConfigureAwait(false);
         int imagesPerPrompt = plan.Batches.FirstOrDefault()?.Settings.ImagesPerPrompt ?? 1;
         using var entries = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(new PlanEntries(plan.Entries, plan.EntriesOfBatch, imagesPerPrompt), Json));

@@ -31,7 +31,8 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
 
     public async Task<IntakeOutcome> AcceptAsync(DurableTaskClient client, string message, string messageId, CancellationToken cancellationToken)
     {
-        var (job, rejection) = BulkJobParser.Parse(message);
+        int maxPrompts = bulkOptions.Value.MaxPrompts;
+        var (job, rejection) = BulkJobParser.Parse(message, maxPrompts);
         if (job is not null)
         {
             var settingsErrors = BulkPlanner.SettingsErrors(job, limits.Value, models.Exists, modelOptions.Value.Precision);
@@ -39,6 +40,11 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
                 rejection = new BulkJobRejection("settings: " + string.Join(" ", settingsErrors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")));
             else if (job.PromptsBlob is { } blob && !await PromptsBlobExistsAsync(blob, cancellationToken).ConfigureAwait(false))
                 rejection = new BulkJobRejection($"promptsBlob '{blob}' does not exist (or is not a valid blob name).");
+            else if (job.PromptsBlob is { } file)
+                rejection = await PromptsBlobProblemAsync(file, maxPrompts, cancellationToken).ConfigureAwait(false);
+            else if (BulkPlanner.WorkProblem(BulkPlanner.Plan(job, job.Prompts!.Select(p => ((BulkPrompt?)p, (string?)null)).ToArray(), limits.Value,
+                         models.Exists, modelOptions.Value.Precision, bulkOptions.Value.BatchSize), bulkOptions.Value.MaxWorkPerJob) is { } overBudget)
+                rejection = new BulkJobRejection(overBudget);
         }
         if (rejection is not null)
             return await RejectAsync(message, messageId, job?.JobId, rejection.Reason, cancellationToken).ConfigureAwait(false);
@@ -89,6 +95,16 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
         {
             return false;
         }
+    }
+
+    /// <summary>A prompt file that holds no prompts or more than the limit can never succeed: rejected here, not in planning.</summary>
+    private async Task<BulkJobRejection?> PromptsBlobProblemAsync(string blob, int maxPrompts, CancellationToken cancellationToken)
+    {
+        await using var stream = await store.OpenReadAsync(blob, cancellationToken).ConfigureAwait(false);
+        int count = await BulkPlanner.CountPromptLinesAsync(stream, maxPrompts, cancellationToken).ConfigureAwait(false);
+        if (count == 0)
+            return new BulkJobRejection($"promptsBlob '{blob}' holds no prompts.");
+        return count > maxPrompts ? new BulkJobRejection($"promptsBlob '{blob}' holds more than {maxPrompts} prompts (Wuerstchen:Bulk:MaxPrompts).") : null;
     }
 
     private async Task<bool> SameContentAsync(string blob, byte[] expected, CancellationToken cancellationToken)

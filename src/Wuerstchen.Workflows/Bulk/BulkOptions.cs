@@ -16,4 +16,10 @@ public sealed class BulkOptions
 
     /// <summary>Prompts a job may hold.</summary>
     public int MaxPrompts { get; set; } = 10_000;
+
+    /// <summary>
+    /// The most work one job may ask for, in pixel-steps summed over its prompts (images × width × height × (Stage C +
+    /// Stage B steps) each); a job over it is rejected whole, naming its cost and this limit.
+    /// </summary>
+    public long MaxWorkPerJob { get; set; } = 1_000_000_000_000;
 }

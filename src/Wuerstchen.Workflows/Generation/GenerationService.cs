@@ -60,6 +60,14 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
         ? "gen-" + Guid.NewGuid().ToString("N")
         : "gen-" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(idempotencyKey)))[..32];
 
+    /// <summary>
+    /// Whether <paramref name="id"/> could be an instance id this service makes (ASCII letters, digits, '-' and '_', at
+    /// most 128): checked before any blob name is built from it, so '..', '.wuerstchen', '\\' or a control character in
+    /// a URL never reach the store.
+    /// </summary>
+    public static bool IsWellFormedId(string? id) =>
+        id is { Length: > 0 and <= 128 } && char.IsAsciiLetterOrDigit(id[0]) && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
+
     public async Task<StartOutcome> StartAsync(DurableTaskClient client, GenerationRequest? request, string? idempotencyKey, CancellationToken cancellationToken)
     {
         // A fine-tuned prior is pinned to its newest revision now: the plan, the blob keys, the resident model and the
@@ -75,6 +83,8 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
     /// <summary>Runs Stage B and A again on generation <paramref name="sourceId"/>'s Stage C latents with other decoder settings.</summary>
     public async Task<StartOutcome> RedecodeAsync(DurableTaskClient client, string sourceId, RedecodeRequest? request, string? idempotencyKey, CancellationToken cancellationToken)
     {
+        if (!IsWellFormedId(sourceId))
+            return new StartOutcome(StartDisposition.NotFound, null);
         GenerationBatch source;
         try
         {
@@ -193,14 +203,27 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
             }
             catch (BlobAlreadyExistsException)
             {
-                // A concurrent request with the same key won the race; it schedules the orchestration.
-                return new StartOutcome(StartDisposition.Existing, generationId);
+                // A concurrent request with the same key won the race and schedules the orchestration; it is this
+                // request only if the fingerprints match.
+                var winner = await store.GetInfoAsync(planBlob, cancellationToken).ConfigureAwait(false);
+                bool same = winner is not null && winner.Metadata.TryGetValue(RequestHashMetadata, out var stored) && stored == fingerprint;
+                return new StartOutcome(same ? StartDisposition.Existing : StartDisposition.Conflict, generationId);
             }
         }
 
         var job = new GenerationJob(generationId, new BatchRef(planBlob, 0), workflowOptions.Value.Retry, requireStageC);
-        await client.ScheduleNewOrchestrationInstanceAsync(GenerateImageOrchestration.Name, job,
-            new StartOrchestrationOptions(generationId), cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await client.ScheduleNewOrchestrationInstanceAsync(GenerateImageOrchestration.Name, job,
+                new StartOrchestrationOptions(generationId), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Another caller with the same key scheduled it between our look and our start: that one is the start.
+            if (await client.GetInstanceAsync(generationId, cancellationToken).ConfigureAwait(false) is not null)
+                return new StartOutcome(StartDisposition.Existing, generationId);
+            throw;
+        }
         return new StartOutcome(StartDisposition.Started, generationId);
     }
 

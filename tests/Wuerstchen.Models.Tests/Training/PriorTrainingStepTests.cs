@@ -1,9 +1,11 @@
 using System.Text.Json;
 using Wuerstchen.Models.Blocks;
 using Wuerstchen.Models.Effnet;
+using Wuerstchen.Models.IO;
 using Wuerstchen.Models.Loading;
 using Wuerstchen.Models.Schedulers;
 using Wuerstchen.Models.StageC;
+using Wuerstchen.Models.Text;
 using Wuerstchen.Models.Training;
 using static TorchSharp.torch;
 
@@ -64,9 +66,33 @@ public sealed class PriorTrainingStepTests
             Parity.AssertClose(parameters[name], reference.Load($"after.{name}"), Parity.SchedulerTolerance, $"{name} after the AdamW step");
     }
     [Fact]
-    public void AStepAfterRestoringTheOptimizerStateAndSeededDropoutMatchesTheUninterruptedStepBitForBit()
+    public void AStepAfterRestoringTheOptimizerStateAndSeededDropoutMatchesTheUninterruptedStepBitForBit() =>
+        AssertResumedStepMatches(ModelRepository.Open(ParityFixtures.PathOf("models/prior-pipeline")));
+
+    /// <summary>The same on a prior of other widths (c_in, c_cond, c) and another text length: no shape comes from one fixture set.</summary>
+    [Fact]
+    public void TheResumedStepMatchesForAPriorOfOtherWidths()
     {
-        var repository = ModelRepository.Open(ParityFixtures.PathOf("models/prior-pipeline"));
+        using var temp = new TempDirectory();
+        string fixture = ParityFixtures.PathOf("models/prior-pipeline");
+        File.Copy(Path.Combine(fixture, "model_index.json"), temp.File("model_index.json"));
+        Directory.CreateDirectory(temp.File("scheduler"));
+        File.Copy(Path.Combine(fixture, "scheduler", "scheduler_config.json"), temp.File("scheduler/scheduler_config.json"));
+        Directory.CreateDirectory(temp.File("prior"));
+        File.WriteAllText(temp.File("prior/config.json"), "{\"_class_name\": \"WuerstchenPrior\", \"c\": 24, \"c_cond\": 12, \"c_in\": 8, \"c_r\": 32, \"depth\": 1, \"nhead\": 2, \"dropout\": 0.1}");
+        using (var scope = NewDisposeScope())
+        {
+            var other = new WuerstchenPrior(WuerstchenPriorConfig.Read(temp.File("prior/config.json")));
+            SafetensorsWriter.Save(temp.File("prior/diffusion_pytorch_model.safetensors"), other.state_dict().ToDictionary(p => p.Key, p => p.Value));
+        }
+        Directory.CreateDirectory(temp.File("text_encoder"));
+        File.WriteAllText(temp.File("text_encoder/config.json"), "{\"hidden_size\": 12, \"max_position_embeddings\": 21, \"num_attention_heads\": 2, \"num_hidden_layers\": 1, \"intermediate_size\": 24, \"vocab_size\": 100}");
+
+        AssertResumedStepMatches(ModelRepository.Open(temp.Path));
+    }
+
+    private static void AssertResumedStepMatches(ModelRepository repository)
+    {
         var scheduler = DdpmWuerstchenScheduler.FromComponent(repository.Component("scheduler"));
         var settings = new OptimizerSettings { LearningRate = 1e-3, WeightDecay = 0.01 };
 
@@ -76,7 +102,7 @@ public sealed class PriorTrainingStepTests
         using var straightStep = new PriorTrainingStep(straight, scheduler, settings);
         using var straightDropout = new SeededNoise(5);
         for (int i = 0; i < 3; i++)
-            TakeStep(straightStep, straightDropout, i);
+            TakeStep(repository, straightStep, straightDropout, i);
 
         // Two steps, then everything saved, a fresh model and optimizer restored from it, and the third step.
         var first = WuerstchenPrior.FromComponent(repository.Component("prior"));
@@ -84,7 +110,7 @@ public sealed class PriorTrainingStepTests
         using var firstStep = new PriorTrainingStep(first, scheduler, settings);
         using var firstDropout = new SeededNoise(5);
         for (int i = 0; i < 2; i++)
-            TakeStep(firstStep, firstDropout, i);
+            TakeStep(repository, firstStep, firstDropout, i);
         var weights = first.state_dict().ToDictionary(p => p.Key, p => p.Value.detach().clone());
         var optimizerState = firstStep.SaveOptimizerState();
         byte[] dropoutState = firstDropout.GetState();
@@ -96,7 +122,7 @@ public sealed class PriorTrainingStepTests
         resumedStep.LoadOptimizerState(optimizerState);
         using var resumedDropout = new SeededNoise(0);
         resumedDropout.SetState(dropoutState);
-        TakeStep(resumedStep, resumedDropout, 2);
+        TakeStep(repository, resumedStep, resumedDropout, 2);
 
         var expected = straight.state_dict();
         foreach (var (name, value) in resumed.state_dict())
@@ -151,13 +177,19 @@ public sealed class PriorTrainingStepTests
         }
     }
 
-    private static void TakeStep(PriorTrainingStep step, SeededNoise dropout, int index)
+    /// <summary>
+    /// One step on seeded random data shaped by the fixture's configs: latents of the prior's <c>c_in</c> channels, text
+    /// states of its <c>c_cond</c> width and the text encoder's sequence length.
+    /// </summary>
+    private static void TakeStep(ModelRepository repository, PriorTrainingStep step, SeededNoise dropout, int index)
     {
         using var scope = NewDisposeScope();
+        var prior = WuerstchenPriorConfig.Read(repository.Component("prior").ConfigPath);
+        int sequence = ClipTextConfig.Read(repository.Component("text_encoder").ConfigPath).MaxPositionEmbeddings;
         using var data = new SeededNoise((ulong)(100 + index));
-        var latents = data.Randn([2, 16, 3, 3]) * 0.05;
-        var text = data.Randn([2, 77, 16]);
-        var noise = data.Randn([2, 16, 3, 3]);
+        var latents = data.Randn([2, prior.CIn, 3, 3]) * 0.05;
+        var text = data.Randn([2, sequence, prior.CCond]);
+        var noise = data.Randn([2, prior.CIn, 3, 3]);
         var t = data.Rand([2]);
         using (SeededDropout.Use(dropout.Generator))
             step.AccumulateGradients(latents, text, noise, t);
