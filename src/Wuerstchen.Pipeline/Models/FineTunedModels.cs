@@ -22,16 +22,16 @@ public sealed record ModelVersion
     public required string Revision { get; init; }
 
     /// <summary>The name that follows the newest revision (EMA weights): <c>finetuned/{versionId}</c>.</summary>
-    public required string Name { get; init; }
+    public string Name => new FineTunedName(VersionId, null, false).ToString();
 
     /// <summary>The name that follows the newest revision's raw (non-EMA) weights: <c>finetuned/{versionId}/raw</c>.</summary>
-    public required string RawName { get; init; }
+    public string RawName => new FineTunedName(VersionId, null, true).ToString();
 
     /// <summary>This revision's EMA weights, for good: <c>finetuned/{versionId}/{revision}</c>.</summary>
-    public required string RevisionName { get; init; }
+    public string RevisionName => new FineTunedName(VersionId, Revision, false).ToString();
 
     /// <summary>This revision's raw weights: <c>finetuned/{versionId}/{revision}/raw</c>.</summary>
-    public required string RawRevisionName { get; init; }
+    public string RawRevisionName => new FineTunedName(VersionId, Revision, true).ToString();
 
     public required string BasePrior { get; init; }
     public required string RunId { get; init; }

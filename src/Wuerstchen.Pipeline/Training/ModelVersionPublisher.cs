@@ -60,10 +60,6 @@ public sealed partial class ModelVersionPublisher(IBlobStore store, ModelLocator
             {
                 VersionId = versionId,
                 Revision = revision,
-                Name = new FineTunedName(versionId, null, false).ToString(),
-                RawName = new FineTunedName(versionId, null, true).ToString(),
-                RevisionName = new FineTunedName(versionId, revision, false).ToString(),
-                RawRevisionName = new FineTunedName(versionId, revision, true).ToString(),
                 BasePrior = run.Recipe.BasePrior,
                 RunId = run.RunId,
                 Dataset = run.Dataset,

@@ -134,10 +134,6 @@ public sealed class FineTunedModelCacheTests : IDisposable
         {
             VersionId = versionId,
             Revision = revision,
-            Name = new FineTunedName(versionId, null, false).ToString(),
-            RawName = new FineTunedName(versionId, null, true).ToString(),
-            RevisionName = new FineTunedName(versionId, revision, false).ToString(),
-            RawRevisionName = new FineTunedName(versionId, revision, true).ToString(),
             BasePrior = "warp-ai/wuerstchen-prior",
             RunId = versionId,
             Dataset = new DatasetLocation { Prefix = "datasets/x/" },
