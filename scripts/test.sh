@@ -21,7 +21,14 @@ trap azurite_stop EXIT
 
 results="$root/.artifacts/test-results"
 rm -rf "$results"
-dotnet test Wuerstchen.Functions.sln -c Release --logger "trx" --results-directory "$results" "$@" || status=$?
+# Tests that need a GPU carry the trait Category=Cuda and are filtered out here (scripts/gpu-benchmark.sh run runs
+# them on a GPU machine); a --filter given to this script is combined with that one.
+filter="Category!=Cuda"
+args=()
+while [ $# -gt 0 ]; do
+  if [ "$1" = --filter ] && [ $# -ge 2 ]; then filter="($2)&$filter"; shift 2; else args+=("$1"); shift; fi
+done
+dotnet test Wuerstchen.Functions.sln -c Release --logger "trx" --results-directory "$results" --filter "$filter" "${args[@]}" || status=$?
 
 # One closing line in the plain "N passed, N failed" form, summed over every test project's TRX file.
 print_summary() {

@@ -1,12 +1,8 @@
-using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using TorchSharp;
 using Wuerstchen.Benchmarks;
-using Wuerstchen.Models.Schedulers;
-using Wuerstchen.Models.StageA;
-using Wuerstchen.Models.StageB;
-using Wuerstchen.Models.StageC;
+using Wuerstchen.Models.Pipelines;
+using Wuerstchen.Models.Runtime;
 using Wuerstchen.Models.Text;
 using static TorchSharp.torch;
 
@@ -21,149 +17,136 @@ catch (ArgumentException e)
     return 2;
 }
 
-var report = new List<string>();
+try
+{
+    TorchRuntime.EnsureNativesLoaded();
+    if (TorchRuntime.External?.VersionWarning is { } warning)
+        Console.Error.WriteLine($"warning: {warning}");
+}
+catch (LibTorchNotFoundException e)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 3;
+}
+
+var lines = new List<string>();
 void Report(string line)
 {
     Console.WriteLine(line);
-    report.Add(line);
+    lines.Add(line);
 }
 
-using var noGrad = no_grad();
-Report($"# Würstchen benchmark ({(options.Tiny ? "tiny configurations" : "published configurations, random weights")}, float32)");
-Report("");
-Report($"- machine: {Environment.ProcessorCount} cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture}; torch threads {get_num_threads()}; LibTorch {__version__}");
-Report($"- date: {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC; each figure is the median of {options.Repeats} runs after one warm-up");
-
-long matmulSize = options.Tiny ? 256 : 2048;
-using var matmulA = randn(matmulSize, matmulSize);
-using var matmulB = randn(matmulSize, matmulSize);
-double matmulSeconds = Measure(Math.Max(5, options.Repeats), () => matmulA.matmul(matmulB));
-double matmulRate = 2.0 * matmulSize * matmulSize * matmulSize / matmulSeconds;
-Report($"- float32 matmul {matmulSize}³: {Gflops(matmulRate)} GFLOP/s (median of {Math.Max(5, options.Repeats)})");
-Report("");
-Report("| stage | size | time per call |");
-Report("|---|---|---|");
-
-var bigG = options.Tiny
-    ? new ClipTextConfig { HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 2, NumAttentionHeads = 2, HiddenAct = "gelu" }
-    : new ClipTextConfig { HiddenSize = 1280, IntermediateSize = 5120, NumHiddenLayers = 32, NumAttentionHeads = 20, HiddenAct = "gelu" };
-var clipH = options.Tiny
-    ? new ClipTextConfig { HiddenSize = 32, IntermediateSize = 64, NumHiddenLayers = 2, NumAttentionHeads = 2, HiddenAct = "gelu" }
-    : new ClipTextConfig { HiddenSize = 1024, IntermediateSize = 4096, NumHiddenLayers = 24, NumAttentionHeads = 16, HiddenAct = "gelu" };
-double bigGSeconds = TimeTextEncoder("CLIP-bigG text encoder (2 prompts: CFG)", bigG, 2);
-double clipHSeconds = TimeTextEncoder("CLIP-H text encoder (1 prompt)", clipH, 1);
-
-var priorConfig = options.Tiny ? new WuerstchenPriorConfig { C = 64, CCond = 32, Depth = 2, Nhead = 2 } : WuerstchenPriorConfig.Published;
-var decoderConfig = options.Tiny
-    ? new WuerstchenDiffNeXtConfig { CCond = 32, CHidden = [16, 32, 32, 32], Nhead = [-1, 2, 2, 2], Blocks = [1, 1, 1, 1], ClipEmbd = 32 }
-    : WuerstchenDiffNeXtConfig.Published;
-var vqganConfig = options.Tiny ? new PaellaVQModelConfig { BottleneckBlocks = 2, EmbedDim = 16, NumVqEmbeddings = 32 } : PaellaVQModelConfig.Published;
-var scheduler = new DdpmWuerstchenScheduler(new DdpmWuerstchenSchedulerConfig());
-scheduler.SetTimesteps(DdpmWuerstchenScheduler.DefaultStageCTimesteps);
-const double ResolutionMultiple = 42.67, LatentDimScale = 10.67;
-var latentSizes = options.Sizes.ToDictionary(s => s, s => (long)Math.Ceiling(s / ResolutionMultiple));
-
-var priorSeconds = new Dictionary<int, double>();
-using (var prior = new WuerstchenPrior(priorConfig))
+switch (options.Mode)
 {
-    prior.eval();
-    foreach (int size in options.Sizes)
-    {
-        long hc = latentSizes[size];
-        using var scope = NewDisposeScope();
-        var x = randn(2, priorConfig.CIn, hc, hc);
-        var r = full(2, 0.5f);
-        var text = randn(2, 77, priorConfig.CCond);
-        priorSeconds[size] = Measure(options.Repeats, () => { using var eps = prior.forward(x, r, text); return scheduler.Step(eps, r, x, zeros_like(x)); });
-        double flops = PriorFlops.Forward(priorConfig, 2, hc, hc, 77);
-        Report($"| Stage C step, guidance batch of 2 ({hc}×{hc} latent) | {size}² | {Seconds(priorSeconds[size])} ({Gflops(flops / priorSeconds[size])} GFLOP/s = {flops / priorSeconds[size] / matmulRate:P0} of matmul) |");
-    }
+    case BenchmarkMode.Steps:
+        StepBenchmark.Run(options, Report);
+        break;
+    case BenchmarkMode.SelfCheck:
+        return SelfCheck(options);
+    case BenchmarkMode.HostOverhead:
+        set_num_threads(options.Threads);
+        HostOverhead.Run(TokenizerDirectory(options), options.RepeatCount, Console.Out);
+        break;
+    default:
+        if (RunPipelines(options, Report) is var code and not 0)
+            return code;
+        break;
 }
-
-var decoderSeconds = new Dictionary<int, double>();
-using (var decoder = new WuerstchenDiffNeXt(decoderConfig))
-{
-    decoder.eval();
-    foreach (int size in options.Sizes)
-    {
-        long hc = latentSizes[size], hb = (long)(hc * LatentDimScale);
-        using var scope = NewDisposeScope();
-        var x = randn(1, decoderConfig.CIn, hb, hb);
-        var r = full(1, 0.5f);
-        var effnet = randn(1, decoderConfig.EffnetEmbd, hc, hc);
-        var text = randn(1, 77, decoderConfig.ClipEmbd);
-        decoderSeconds[size] = Measure(options.Repeats, () => { using var eps = decoder.forward(x, r, effnet, text); return scheduler.Step(eps, r, x, zeros_like(x)); });
-        Report($"| Stage B step, 1 image ({hb}×{hb} latent) | {size}² | {Seconds(decoderSeconds[size])} |");
-    }
-}
-
-var decodeSeconds = new Dictionary<int, double>();
-using (var vqgan = new PaellaVQModel(vqganConfig))
-{
-    vqgan.eval();
-    foreach (int size in options.Sizes)
-    {
-        long hb = (long)(latentSizes[size] * LatentDimScale);
-        using var scope = NewDisposeScope();
-        var latents = randn(1, vqganConfig.LatentChannels, hb, hb);
-        decodeSeconds[size] = Measure(options.Repeats, () => vqgan.Decode(latents * vqgan.ScaleFactor).clamp(0, 1));
-        Report($"| Stage A decode, 1 image | {size}² | {Seconds(decodeSeconds[size])} |");
-    }
-}
-
-Report("");
-Report("Per image with the recommended settings (29 Stage C steps with guidance, 12 Stage B steps, decode, both text encoders):");
-Report("");
-foreach (int size in options.Sizes)
-{
-    double total = bigGSeconds + 29 * priorSeconds[size] + clipHSeconds + 12 * decoderSeconds[size] + decodeSeconds[size];
-    Report($"- {size}²: {Seconds(total)} (Stage C {Seconds(29 * priorSeconds[size])}, Stage B {Seconds(12 * decoderSeconds[size])}, decode {Seconds(decodeSeconds[size])}, text {Seconds(bigGSeconds + clipHSeconds)})");
-}
-Report($"- peak resident memory: {PeakResidentBytes() / (1024.0 * 1024 * 1024):F1} GiB");
-
 if (options.MarkdownPath is { } path)
-    File.WriteAllLines(path, report);
+    File.WriteAllLines(path, lines);
 return 0;
 
-double TimeTextEncoder(string name, ClipTextConfig config, int batch)
+static int RunPipelines(BenchmarkOptions options, Action<string> report)
 {
-    using var model = new ClipTextModel(config);
-    model.eval();
-    using var scope = NewDisposeScope();
-    var ids = randint(0, config.VocabSize, [batch, 77], dtype: int64);
-    var mask = ones(batch, 77, dtype: int64);
-    double seconds = Measure(options.Repeats, () => model.forward(ids, mask));
-    Report($"| {name} | 77 tokens | {Seconds(seconds)} |");
-    return seconds;
-}
-
-static double Measure(int repeats, Func<Tensor> run)
-{
-    run().Dispose();
-    var times = new double[repeats];
-    for (int i = 0; i < repeats; i++)
+    var device = CPU;
+    if (options.Device == "cuda")
     {
-        var watch = Stopwatch.StartNew();
-        using (var scope = NewDisposeScope())
-            run();
-        times[i] = watch.Elapsed.TotalSeconds;
+        InitializeDeviceType(DeviceType.CUDA);
+        if (!cuda.is_available())
+        {
+            Console.Error.WriteLine($"error: --device cuda, but LibTorch sees no CUDA device ({TorchRuntime.Describe()}).");
+            return 3;
+        }
+        device = CUDA;
     }
-    Array.Sort(times);
-    return repeats % 2 == 1 ? times[repeats / 2] : (times[repeats / 2 - 1] + times[repeats / 2]) / 2;
-}
+    var inference = new InferenceOptions { Device = device, DType = options.DType };
+    inference.Validate();
+    TorchRuntime.ConfigureMath(inference);
+    using var memory = options.Device == "cuda" ? GpuMemory.TryOpen() : null;
 
-static string Seconds(double seconds) => seconds >= 1
-    ? string.Create(CultureInfo.InvariantCulture, $"{seconds:F2} s")
-    : string.Create(CultureInfo.InvariantCulture, $"{seconds * 1000:F1} ms");
-
-static string Gflops(double rate) => string.Create(CultureInfo.InvariantCulture, $"{rate / 1e9:F1}");
-
-static long PeakResidentBytes()
-{
-    foreach (string line in File.ReadLines("/proc/self/status"))
+    var models = options.Tiny ? BenchmarkModels.Tiny : BenchmarkModels.Published;
+    var tokenizer = ClipTokenizer.FromDirectory(TokenizerDirectory(options));
+    Console.Error.WriteLine($"Building {(options.Tiny ? "tiny" : "published")} models on {device} in {options.PrecisionName} ({TorchRuntime.Describe()})");
+    var (prior, decoder) = models.Build(tokenizer, inference, (what, seconds) =>
+        Console.Error.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {what}: built in {seconds:F2} s")));
+    using (prior)
+    using (decoder)
     {
-        if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
-            return long.Parse(line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) * 1024;
+        var results = PipelineBenchmark.Run(prior, decoder, options, memory, message => Console.Error.WriteLine("  " + message)).ToArray();
+        var benchmark = new BenchmarkReport
+        {
+            Device = device.ToString(),
+            Gpu = memory?.Name,
+            Torch = TorchRuntime.Describe(),
+            Precision = options.PrecisionName,
+            Size = options.ImageSize,
+            Models = options.Tiny ? "tiny configurations" : "published configurations, random weights",
+            Repeats = options.RepeatCount,
+            Date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", CultureInfo.InvariantCulture),
+            Results = results,
+        };
+        if (options.ComparePath is { } compare)
+            benchmark = benchmark.CompareWith(compare);
+        foreach (string line in benchmark.Table())
+            report(line);
+        if (options.JsonPath is { } json)
+            File.WriteAllText(json, benchmark.ToJson());
     }
     return 0;
+}
+
+static int SelfCheck(BenchmarkOptions options)
+{
+    Console.WriteLine($"TorchSharp backend: {TorchRuntime.Describe()}");
+    var device = CPU;
+    if (options.Device == "cuda")
+    {
+        InitializeDeviceType(DeviceType.CUDA);
+        if (!cuda.is_available())
+        {
+            Console.Error.WriteLine($"error: --device cuda, but LibTorch sees no CUDA device ({TorchRuntime.Describe()}).");
+            return 3;
+        }
+        device = CUDA;
+        using var gpu = GpuMemory.TryOpen();
+        Console.WriteLine($"CUDA devices: {cuda.device_count()}; device 0: {gpu?.Name ?? "(NVML not available)"}, {(gpu?.TotalBytes ?? 0) / (double)(1L << 30):F1} GiB");
+    }
+    using var scope = NewDisposeScope();
+    var a = arange(6, dtype: float32, device: device).reshape(2, 3);
+    var product = a.matmul(ones(3, 2, device: device)).cpu();
+    Console.WriteLine($"arange(6).reshape(2, 3) · ones(3, 2) on {device} = [{string.Join(", ", product.data<float>().ToArray())}]");
+    foreach (string library in LoadedLibraries("libtorch_cpu.so", "libtorch_cuda.so", "libLibTorchSharp.so"))
+        Console.WriteLine($"loaded: {library}");
+    return 0;
+}
+
+static IEnumerable<string> LoadedLibraries(params string[] names) =>
+    File.ReadLines("/proc/self/maps").Select(line => line.Split(' ', StringSplitOptions.RemoveEmptyEntries).LastOrDefault() ?? "")
+        .Where(path => names.Contains(Path.GetFileName(path))).Distinct();
+
+static string TokenizerDirectory(BenchmarkOptions options)
+{
+    if (options.TokenizerDirectory is { } given)
+        return given;
+    string? fixtures = Environment.GetEnvironmentVariable("WUERSTCHEN_PARITY_DIR");
+    if (string.IsNullOrWhiteSpace(fixtures))
+    {
+        var root = new DirectoryInfo(AppContext.BaseDirectory);
+        while (root is not null && !File.Exists(Path.Combine(root.FullName, "Wuerstchen.Functions.sln")))
+            root = root.Parent;
+        fixtures = Path.Combine(root?.FullName ?? Directory.GetCurrentDirectory(), "..", "shared", "fixtures", "parity");
+    }
+    string directory = Path.Combine(fixtures, "models", "prior-pipeline", "tokenizer");
+    return Directory.Exists(directory) ? directory
+        : throw new DirectoryNotFoundException($"No CLIP tokenizer at {directory}; pass --tokenizer DIR (a folder with vocab.json and merges.txt).");
 }

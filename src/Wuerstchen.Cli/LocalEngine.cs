@@ -16,8 +16,12 @@ namespace Wuerstchen.Cli;
 /// </summary>
 public sealed class LocalEngine : IAsyncDisposable
 {
-    private LocalEngine(ServiceProvider services, DurableTaskTestHost durable, IConfiguration configuration, string? priorModel, string? decoderModel)
+    private readonly CancellationTokenSource _stopping;
+
+    private LocalEngine(ServiceProvider services, DurableTaskTestHost durable, CancellationTokenSource stopping, IConfiguration configuration,
+        string? priorModel, string? decoderModel)
     {
+        _stopping = stopping;
         Services = services;
         Durable = durable;
         Configuration = configuration;
@@ -45,6 +49,13 @@ public sealed class LocalEngine : IAsyncDisposable
 
     private const string SidecarLogLevelVariable = "Logging__LogLevel__Default";
 
+    /// <summary>
+    /// Starts the engine over the settings (<see cref="CliConfiguration"/>: the CLI's defaults, a settings file,
+    /// <c>Wuerstchen__Section__Key</c> environment variables, the command's options, then <paramref name="extra"/>);
+    /// every section is validated before anything runs (<see cref="Microsoft.Extensions.Options.OptionsValidationException"/>).
+    /// Running stages stop at their next step when <paramref name="cancellationToken"/> is cancelled (Ctrl+C) or the
+    /// engine is disposed.
+    /// </summary>
     public static async Task<LocalEngine> StartAsync(EngineSettings settings, IDictionary<string, string?>? extra, CancellationToken cancellationToken)
     {
         var values = new Dictionary<string, string?>();
@@ -58,7 +69,16 @@ public sealed class LocalEngine : IAsyncDisposable
         services.AddLogging(logging => ConfigureLogging(logging, settings.Verbose));
         services.AddWuerstchenWorkflows(configuration);
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
-        _ = provider.GetRequiredService<IBlobStore>();
+        try
+        {
+            provider.ValidateSettings();
+            _ = provider.GetRequiredService<IBlobStore>();
+        }
+        catch
+        {
+            await provider.DisposeAsync();
+            throw;
+        }
 
         // The engine's gRPC sidecar is a web host of its own that logs to the console from configuration;
         // keep its chatter out of the command's output unless asked for.
@@ -66,9 +86,10 @@ public sealed class LocalEngine : IAsyncDisposable
             Environment.SetEnvironmentVariable(SidecarLogLevelVariable, settings.Verbose ? "Information" : "Warning");
         // …and onto standard error, like every log line: standard output holds the command's results.
         Environment.SetEnvironmentVariable("Logging__Console__LogToStandardErrorThreshold", "Trace");
-        var durable = await EmbeddedDurableEngine.StartAsync(registry => registry.AddWuerstchenWorkflows(provider),
+        var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var durable = await EmbeddedDurableEngine.StartAsync(registry => registry.AddWuerstchenWorkflows(provider, stopping.Token),
             provider.GetRequiredService<ILoggerFactory>(), cancellationToken);
-        return new LocalEngine(provider, durable, configuration, prior, decoder);
+        return new LocalEngine(provider, durable, stopping, configuration, prior, decoder);
     }
 
     /// <summary>With <c>--verbose</c>, logs go to standard error (standard output holds the command's results); otherwise none.</summary>
@@ -97,7 +118,9 @@ public sealed class LocalEngine : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _stopping.CancelAsync();
         await Durable.DisposeAsync();
         await Services.DisposeAsync();
+        _stopping.Dispose();
     }
 }

@@ -44,6 +44,7 @@ app.Configure(config =>
 bool verbose = args.Contains("--verbose") || args.Contains("-v");
 try
 {
+    Wuerstchen.Models.Runtime.TorchRuntime.EnsureNativesLoaded(); // the external backend finds LibTorch here, or says where it looked
     return await app.RunAsync(args, cancellation.Token);
 }
 catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
@@ -58,6 +59,13 @@ catch (CommandAppException e)
 catch (Exception e) when (e is CliUsageException or SettingsFileException)
 {
     return Errors.Report(verbose ? e.ToString() : e.Message, ExitCodes.InvalidInput);
+}
+catch (Microsoft.Extensions.Options.OptionsValidationException e)
+{
+    // A setting from the environment (Wuerstchen__Section__Key) that the app cannot run with.
+    foreach (string failure in e.Failures)
+        Errors.Write(failure);
+    return ExitCodes.InvalidInput;
 }
 catch (Exception e) when (e is ModelUnavailableException or UnknownModelException or Wuerstchen.Pipeline.Hub.HubCacheMissException)
 {

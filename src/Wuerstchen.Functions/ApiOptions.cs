@@ -1,3 +1,7 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Wuerstchen.Workflows;
+
 namespace Wuerstchen.Functions;
 
 public enum ImageDelivery
@@ -14,6 +18,12 @@ public sealed class ApiOptions
 {
     public const string Section = "Wuerstchen:Api";
 
+    /// <summary>The longest a SAS link may live: Azure Storage signs user delegation keys for at most 7 days.</summary>
+    public static readonly TimeSpan MaxLinkLifetime = TimeSpan.FromDays(7);
+
+    /// <summary>The longest a request may wait: the platform's load balancers cut HTTP requests after 230 s.</summary>
+    public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(230);
+
     public ImageDelivery ImageDelivery { get; set; } = ImageDelivery.Stream;
 
     public TimeSpan LinkLifetime { get; set; } = TimeSpan.FromMinutes(15);
@@ -29,4 +39,25 @@ public sealed class ApiOptions
     /// client-sent) <c>X-MS-CLIENT-PRINCIPAL-*</c> headers: only then do they scope idempotency keys.
     /// </summary>
     public bool TrustClientPrincipalHeaders { get; set; }
+
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (!Enum.IsDefined(ImageDelivery))
+            errors.Add($"{Section}:ImageDelivery is '{ImageDelivery}'; use Stream or Link.");
+        if (LinkLifetime < TimeSpan.FromMinutes(1) || LinkLifetime > MaxLinkLifetime)
+            errors.Add($"{Section}:LinkLifetime is {LinkLifetime}; use 00:01:00 … 7.00:00:00 (a read link is signed for at most 7 days).");
+        if (MaxWait < TimeSpan.Zero || MaxWait > RequestTimeout)
+            errors.Add($"{Section}:MaxWait is {MaxWait}; use 0 … {RequestTimeout} (HTTP requests are cut after 230 s).");
+        if (MaxBodyBytes < 1024)
+            errors.Add($"{Section}:MaxBodyBytes is {MaxBodyBytes}; allow at least 1024 bytes.");
+        return errors;
+    }
+}
+
+public static class ApiServiceCollectionExtensions
+{
+    /// <summary>The HTTP API's options (<c>Wuerstchen:Api</c>), validated when the host starts.</summary>
+    public static IServiceCollection AddWuerstchenApi(this IServiceCollection services, IConfiguration configuration) =>
+        services.AddValidatedOptions<ApiOptions>(configuration, ApiOptions.Section, o => o.Validate());
 }

@@ -18,26 +18,25 @@ public static class WorkflowServiceCollectionExtensions
     /// <summary>
     /// Everything the orchestrations and activities need, bound from configuration (<c>Wuerstchen:Storage</c>,
     /// <c>Wuerstchen:Models</c>, <c>Wuerstchen:Limits</c>, <c>Wuerstchen:Workflows</c>, <c>Wuerstchen:Bulk</c>,
-    /// <c>Wuerstchen:Training</c>, <c>Wuerstchen:Preload</c>) and
-    /// validated when the host starts.
+    /// <c>Wuerstchen:Training</c>, <c>Wuerstchen:Preload</c>) and validated when the host starts (<see cref="ValidateSettings"/>
+    /// where there is no host).
     /// </summary>
     public static IServiceCollection AddWuerstchenWorkflows(this IServiceCollection services, IConfiguration configuration)
     {
         services.AddWuerstchenStorage(configuration);
-        services.AddOptions<ModelOptions>().Bind(configuration.GetSection(ModelOptions.Section)).ValidateOnStart();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<ModelOptions>, ModelOptionsValidator>());
-        services.AddOptions<GenerationLimits>().Bind(configuration.GetSection(GenerationLimits.Section));
-        services.AddOptions<WorkflowOptions>().Bind(configuration.GetSection(WorkflowOptions.Section));
-        services.AddOptions<BulkOptions>().Bind(configuration.GetSection(BulkOptions.Section));
-        services.AddOptions<TrainingOptions>().Bind(configuration.GetSection(TrainingOptions.Section)).ValidateOnStart();
-        services.AddOptions<PreloadOptions>().Bind(configuration.GetSection(PreloadOptions.Section));
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TrainingOptions>, TrainingOptionsValidator>());
+        services.AddValidatedOptions<ModelOptions>(configuration, ModelOptions.Section, o => o.Validate());
+        services.AddValidatedOptions<GenerationLimits>(configuration, GenerationLimits.Section, o => o.Validate());
+        services.AddValidatedOptions<WorkflowOptions>(configuration, WorkflowOptions.Section, o => o.Validate());
+        services.AddValidatedOptions<BulkOptions>(configuration, BulkOptions.Section, o => o.Validate());
+        services.AddValidatedOptions<TrainingOptions>(configuration, TrainingOptions.Section, o => o.Validate());
+        services.AddValidatedOptions<PreloadOptions>(configuration, PreloadOptions.Section, o => o.Validate());
 
         services.TryAddSingleton<FineTunedModels>();
         services.TryAddSingleton<ModelLocator>();
         services.TryAddSingleton<ModelHost>();
         services.TryAddSingleton<GenerationStages>();
         services.TryAddSingleton<BatchPlanStore>();
+        services.TryAddSingleton<GenerationCancellation>();
         services.TryAddSingleton<StageActivities>();
         services.TryAddSingleton<GenerationService>();
         services.TryAddSingleton<BulkActivities>();
@@ -52,26 +51,34 @@ public static class WorkflowServiceCollectionExtensions
         services.TryAddSingleton<FineTuneScheduler>();
         services.TryAddSingleton<ModelPreloader>();
         services.TryAddSingleton<HealthChecks>();
-        services.AddOptions<Retention.RetentionOptions>().Bind(configuration.GetSection(Retention.RetentionOptions.Section))
-            .Validate(o => o.Validate().Count == 0, $"{Retention.RetentionOptions.Section}:Period must be positive.").ValidateOnStart();
+        services.AddValidatedOptions<Retention.RetentionOptions>(configuration, Retention.RetentionOptions.Section, o => o.Validate());
         services.TryAddSingleton<Retention.RetentionPurger>();
         return services;
     }
 
-    private sealed class TrainingOptionsValidator : IValidateOptions<TrainingOptions>
+    /// <summary>
+    /// Binds <typeparamref name="TOptions"/> from <paramref name="section"/> and checks it when the host starts: a bad
+    /// value stops the app with messages that name the setting (<c>Wuerstchen:Section:Key</c>).
+    /// </summary>
+    public static IServiceCollection AddValidatedOptions<TOptions>(this IServiceCollection services, IConfiguration configuration, string section,
+        Func<TOptions, IReadOnlyList<string>> validate) where TOptions : class
     {
-        public ValidateOptionsResult Validate(string? name, TrainingOptions options)
-        {
-            var errors = options.Validate();
-            return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
-        }
+        services.AddOptions<TOptions>().Bind(configuration.GetSection(section)).ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TOptions>>(new ListValidator<TOptions>(validate)));
+        return services;
     }
 
-    private sealed class ModelOptionsValidator : IValidateOptions<ModelOptions>
+    /// <summary>
+    /// Runs the start-up validation of every options section, as a host does when it starts, for a service provider
+    /// built without one (the CLI, the tests); throws <see cref="OptionsValidationException"/> naming each bad setting.
+    /// </summary>
+    public static void ValidateSettings(this IServiceProvider services) => services.GetService<IStartupValidator>()?.Validate();
+
+    private sealed class ListValidator<TOptions>(Func<TOptions, IReadOnlyList<string>> validate) : IValidateOptions<TOptions> where TOptions : class
     {
-        public ValidateOptionsResult Validate(string? name, ModelOptions options)
+        public ValidateOptionsResult Validate(string? name, TOptions options)
         {
-            var errors = options.Validate();
+            var errors = validate(options);
             return errors.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(errors);
         }
     }

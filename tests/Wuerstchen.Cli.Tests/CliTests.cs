@@ -109,22 +109,28 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
-    public async Task CtrlCStopsCleanlyWithExitCode130()
+    public async Task CtrlCStopsTheRunningStageWithinAStepWritesNothingAndExitsWith130()
     {
         using var process = CliProcess.Start(["generate", "a long one", "-W", "2048", "-H", "2048", "--prior-steps", "200", "--decoder-steps", "100",
-            .. CliProcess.FixtureModels(), .. Store()]);
+            .. CliProcess.FixtureModels(), .. Store()], new Dictionary<string, string?> { ["Wuerstchen__Workflows__ProgressInterval"] = "00:00:00" });
         var output = new StringBuilder();
-        var started = new TaskCompletionSource();
+        var stepping = new TaskCompletionSource();
         process.OutputDataReceived += (_, e) =>
         {
-            output.AppendLine(e.Data);
-            if (e.Data?.Contains("Stage", StringComparison.Ordinal) == true)
-                started.TrySetResult();
+            lock (output)
+                output.AppendLine(e.Data);
+            var step = System.Text.RegularExpressions.Regex.Match(e.Data ?? "", @"Stage C \(prior\): step (\d+)/");
+            if (step.Success && int.Parse(step.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) >= 2)
+                stepping.TrySetResult();
         };
         process.BeginOutputReadLine();
         var error = process.StandardError.ReadToEndAsync(Token);
-        await started.Task.WaitAsync(TimeSpan.FromMinutes(2), Token);
+        await stepping.Task.WaitAsync(TimeSpan.FromMinutes(2), Token);
 
+        // With progress on every step, the progress blob says which step Stage C is at.
+        string progress = Path.Combine(Directory.GetDirectories(Path.Combine(_temp.File("store"), "generations")).Single(), "progress.json");
+        int atSignal = StepOf(progress);
+        var stopping = Stopwatch.StartNew();
         using (var kill = Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
             await kill.WaitForExitAsync(Token);
         await process.WaitForExitAsync(Token).WaitAsync(TimeSpan.FromMinutes(1), Token);
@@ -133,6 +139,24 @@ public sealed class CliTests : IDisposable
         string stderr = await error;
         Assert.Contains("Stopping… (press Ctrl+C again to force an exit)", stderr);
         Assert.Contains("Cancelled", stderr);
+        int last = StepOf(progress);
+        TestContext.Current.TestOutputHelper?.WriteLine($"Stage C was at step {atSignal} of 200 at Ctrl+C and stopped after step {last}; the command exited {stopping.Elapsed.TotalSeconds:F1} s after Ctrl+C.");
+        Assert.True(last <= atSignal + 3, $"Stage C went on from step {atSignal} to step {last} after Ctrl+C");
+        Assert.False(Directory.Exists(Path.Combine(_temp.File("store"), "latents")) && Directory.EnumerateFiles(Path.Combine(_temp.File("store"), "latents"), "*", SearchOption.AllDirectories).Any(),
+            "a stopped stage left latents behind");
+
+        static int StepOf(string path) => JsonDocument.Parse(File.ReadAllText(path)).RootElement.GetProperty("Step").GetInt32();
+    }
+
+    [Fact]
+    public async Task ASettingFromTheEnvironmentThatCannotWorkStopsTheCommandBeforeAnyWork()
+    {
+        var result = await CliProcess.RunAsync(["generate", "x", "-W", "128", "-H", "128", "--prior-steps", "2", "--decoder-steps", "2", "-o", _temp.File("out"),
+            .. CliProcess.FixtureModels(), .. Store()], new Dictionary<string, string?> { ["Wuerstchen__Workflows__Retry__FirstInterval"] = "00:00:00" }, Token);
+
+        Assert.Equal(2, result.ExitCode);
+        Assert.Contains("error: Wuerstchen:Workflows:Retry:FirstInterval is 00:00:00", result.Error);
+        Assert.False(Directory.Exists(_temp.File("out")));
     }
 
     [Fact]

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Training;
 using Wuerstchen.Workflows.Bulk;
 
@@ -88,7 +89,8 @@ public static class ActivityWorstCase
     public static IReadOnlyList<(string Activity, double Seconds)> All()
     {
         var limits = new GenerationLimits();
-        int images = Math.Max(limits.MaxImages, new BulkOptions().BatchSize); // a request's images, or a bulk batch's prompts
+        // a request's images, or a bulk batch's prompts at the largest card's default batch
+        int images = Math.Max(limits.MaxImages, DeviceProfile.ForCardMemory(141.0 * (1L << 30), "H200").BulkBatchSize);
         var training = new TrainingOptions();
         return
         [

@@ -75,9 +75,10 @@ public sealed class TestEnvironment : IAsyncDisposable
         var services = new ServiceCollection();
         services.AddLogging(logging => logging.SetMinimumLevel(LogLevel.Warning));
         services.AddWuerstchenWorkflows(configuration);
-        services.AddOptions<ApiOptions>().Bind(configuration.GetSection(ApiOptions.Section));
+        services.AddWuerstchenApi(configuration);
         configure?.Invoke(services);
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
+        provider.ValidateSettings();
 
         var durable = await EmbeddedDurableEngine.StartAsync(registry =>
         {

@@ -82,11 +82,12 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
         string id,
         CancellationToken cancellationToken)
     {
-        if (await generations.CancelAsync(client, id, cancellationToken))
-            return new AcceptedResult(StatusUrl(request, id), new { id, status = "Terminating" });
-        return await generations.GetStatusAsync(client, id, cancellationToken) is { } status
-            ? Problem(StatusCodes.Status409Conflict, $"Generation '{id}' has already ended ({status.RuntimeStatus}).")
-            : NotFound(id);
+        return await generations.CancelAsync(client, id, cancellationToken) switch
+        {
+            CancelOutcome.Cancelling => new AcceptedResult(StatusUrl(request, id), new { id, status = "Terminating" }),
+            CancelOutcome.Ended => Problem(StatusCodes.Status409Conflict, $"Generation '{id}' has already ended."),
+            _ => NotFound(id),
+        };
     }
 
     private async Task<IActionResult> AcceptedOrDoneAsync(HttpRequest request, DurableTaskClient client, StartOutcome outcome, TimeSpan wait, CancellationToken cancellationToken)

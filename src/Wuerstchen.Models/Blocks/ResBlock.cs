@@ -12,13 +12,13 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor?, Tensor>
 {
     private readonly Conv2d depthwise;
     private readonly WuerstchenLayerNorm norm;
-    private readonly Sequential channelwise;
+    private readonly ChannelwiseMlp channelwise;
 
-    public ResBlock(long c, long cSkip = 0, long kernelSize = 3, double dropout = 0) : base(nameof(ResBlock))
+    public ResBlock(long c, long cSkip = 0, long kernelSize = 3, double dropout = 0, Device? device = null, ScalarType? dtype = null) : base(nameof(ResBlock))
     {
-        depthwise = nn.Conv2d(c + cSkip, c, kernelSize, padding: kernelSize / 2, groups: c);
+        depthwise = nn.Conv2d(c + cSkip, c, kernelSize, padding: kernelSize / 2, groups: c, device: device, dtype: dtype);
         norm = new WuerstchenLayerNorm(c);
-        channelwise = ChannelwiseMlp(c, c, dropout);
+        channelwise = new ChannelwiseMlp(c, c, dropout, device, dtype);
         RegisterComponents();
     }
 
@@ -26,16 +26,7 @@ public sealed class ResBlock : nn.Module<Tensor, Tensor?, Tensor>
     {
         using var scope = NewDisposeScope();
         var input = skip is null ? x : cat([x, skip], dim: 1);
-        var hidden = norm.forward(depthwise.forward(input)).permute(0, 2, 3, 1);
-        hidden = channelwise.forward(hidden).permute(0, 3, 1, 2);
-        return (hidden + x).MoveToOuterDisposeScope();
+        var hidden = channelwise.forward(norm.ChannelsLast(depthwise.forward(input))).permute(0, 3, 1, 2);
+        return hidden.add_(x).MoveToOuterDisposeScope(); // into the MLP's fresh output (its backward does not need it)
     }
-
-    /// <summary>The per-pixel MLP on NHWC features: keys <c>0</c> (Linear), <c>2</c> (GRN) and <c>4</c> (Linear).</summary>
-    internal static Sequential ChannelwiseMlp(long inChannels, long c, double dropout) => nn.Sequential(
-        nn.Linear(inChannels, c * 4),
-        nn.GELU(),
-        new GlobalResponseNorm(c * 4),
-        new SeededDropout(dropout),
-        nn.Linear(c * 4, c));
 }

@@ -16,11 +16,21 @@ public static class PngImages
     /// <summary>Text keyword with a human-readable summary, as other generators write it.</summary>
     public const string ParametersKeyword = "parameters";
 
-    /// <summary>(N, 3, H, W) floats in [0, 1] → (N, H, W, 3) bytes, rounding as the reference's <c>numpy_to_pil</c> does.</summary>
+    /// <summary>(N, 3, H, W) floats in [0, 1] → (N, H, W, 3) bytes on the CPU, rounding as the reference's <c>numpy_to_pil</c> does.</summary>
     public static Tensor ToBytes(Tensor images)
     {
         using var scope = NewDisposeScope();
-        return (images.detach().to(float32).cpu().clamp(0, 1) * 255).round().to(ScalarType.Byte)
+        return ToBytesOnDevice(images).cpu().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// <see cref="ToBytes"/>'s conversion where the images are (a GPU): float32, clamp, ×255, round half to even, to bytes,
+    /// channels last. The same float32 operations on any device give the same bytes.
+    /// </summary>
+    public static Tensor ToBytesOnDevice(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        return (images.detach().to(float32).clamp(0, 1) * 255).round().to(ScalarType.Byte)
             .permute(0, 2, 3, 1).contiguous().MoveToOuterDisposeScope();
     }
 

@@ -47,10 +47,8 @@ public sealed class WuerstchenDecoderPipeline : IDisposable
         var index = repository.Index ?? throw new ModelConfigException(repository.Root, "a decoder pipeline folder needs model_index.json.");
         index.Require("WuerstchenDecoderPipeline", "decoder", "vqgan", "text_encoder", "tokenizer", "scheduler");
         var textEncoder = ClipPromptEncoder.FromRepository(repository, options.DType, options.Device, options.Variant);
-        var decoder = WuerstchenDiffNeXt.FromComponent(repository.Component("decoder"), options.DType, options.Variant);
-        decoder.to(options.Device);
-        var vqgan = PaellaVQModel.FromComponent(repository.Component("vqgan"), options.DType, options.Variant);
-        vqgan.to(options.Device);
+        var decoder = WuerstchenDiffNeXt.FromComponent(repository.Component("decoder"), options.DType, options.Variant, options.Device);
+        var vqgan = PaellaVQModel.FromComponent(repository.Component("vqgan"), options.DType, options.Variant, options.Device);
         var scheduler = DdpmWuerstchenScheduler.FromComponent(repository.Component("scheduler"));
         return new WuerstchenDecoderPipeline(textEncoder, decoder, vqgan, scheduler, index.GetNumber("latent_dim_scale"), options);
     }
@@ -74,13 +72,23 @@ public sealed class WuerstchenDecoderPipeline : IDisposable
                 $"Image embeddings of {imageEmbeddings.shape[2]}×{imageEmbeddings.shape[3]} give a Stage B latent of {latentHeight}×{latentWidth}, " +
                 $"which the decoder cannot take (both sides must be multiples of {granularity}); image sizes must lie on the 128-pixel grid.", nameof(imageEmbeddings));
 
+        long images = embeddingCount * settings.ImagesPerEmbedding;
+        var (imageHeight, imageWidth) = ImageSize(latentHeight, latentWidth);
+        return StageOutOfMemoryException.Guard("Stage B", (int)imageWidth, (int)imageHeight, images, Options.Device,
+            () => Sample(imageEmbeddings, settings, latentHeight, latentWidth, noise, onStep, cancellationToken));
+    }
+
+    private Tensor Sample(Tensor imageEmbeddings, DecoderGenerationSettings settings, long latentHeight, long latentWidth, INoiseSource noise,
+        Action<SamplingStep>? onStep, CancellationToken cancellationToken)
+    {
         using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
+        using var inference = inference_mode();
         bool guided = ClassifierFreeGuidance.IsOn(settings.GuidanceScale);
+        long embeddingCount = imageEmbeddings.shape[0];
         int n = settings.ImagesPerEmbedding;
         long rowsPerPrompt = embeddingCount / settings.Prompts.Count * n;
 
-        var effnet = imageEmbeddings.to(Options.DType).to(Options.Device).repeat_interleave(n, dim: 0);
+        var effnet = imageEmbeddings.to(Options.DType, Options.Device).repeat_interleave(n, dim: 0);
         var text = TextEncoder.Encode(settings.Prompts).repeat_interleave(rowsPerPrompt, dim: 0);
         if (guided)
         {
@@ -88,26 +96,53 @@ public sealed class WuerstchenDecoderPipeline : IDisposable
             text = cat([text, TextEncoder.Encode(negatives).repeat_interleave(rowsPerPrompt, dim: 0)]);
             effnet = cat([effnet, zeros_like(effnet)]);
         }
-        text = text.to(Options.DType);
+        // The text and effnet part of every step (clip_mapper, kv_mapper, the effnet resizes and mappers), once per generation.
+        var condition = Decoder.MapCondition(effnet, text.to(Options.DType), latentHeight, latentWidth);
 
         if (settings.Timesteps is { } timesteps)
             Scheduler.SetTimesteps(timesteps);
         else
             Scheduler.SetTimesteps(settings.Steps);
 
-        var latents = noise.Randn([embeddingCount * n, Decoder.Config.CIn, latentHeight, latentWidth], Options.DType, Options.Device);
-        latents = DenoisingLoop.Run(Scheduler, latents, (x, r) => Decoder.forward(x, r, effnet, text), settings.GuidanceScale,
-            noise, Options.Device, StageName, onStep, cancellationToken);
+        var latents = DenoisingLoop.Run(Scheduler, [embeddingCount * n, Decoder.Config.CIn, latentHeight, latentWidth],
+            (x, r) => Decoder.Forward(x, r, condition), settings.GuidanceScale, noise, Options, StageName, onStep, cancellationToken);
         return latents.MoveToOuterDisposeScope();
     }
 
-    /// <summary>Stage A: <c>vqgan.decode(scale · latents)</c> without quantisation, clamped to [0, 1]; (N, 3, H, W) float32.</summary>
-    public Tensor Decode(Tensor latents)
+    /// <summary>The image size Stage A makes of Stage B latents of this size: the VQGAN's upscaling of each side.</summary>
+    public (long Height, long Width) ImageSize(long latentHeight, long latentWidth)
     {
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        var images = Vqgan.Decode(latents.to(Options.DType).to(Options.Device) * Vqgan.ScaleFactor).clamp(0, 1);
-        return images.to(float32).cpu().MoveToOuterDisposeScope();
+        long scale = Vqgan.Config.UpDownScaleFactor << (Vqgan.Config.Levels - 1);
+        return (latentHeight * scale, latentWidth * scale);
+    }
+
+    /// <summary>Stage A: <c>vqgan.decode(scale · latents)</c> without quantisation, clamped to [0, 1]; (N, 3, H, W) float32 on the CPU.</summary>
+    public Tensor Decode(Tensor latents) => DecodeOnDevice(latents, images => images.to(float32));
+
+    /// <summary>
+    /// Stage A straight to 8-bit pixels, (N, H, W, 3) bytes on the CPU: the decode, then <see cref="Imaging.PngImages.ToBytes"/>'s
+    /// conversion (float32, ×255, round) on the device, so only the bytes, a quarter of the floats, cross to the host.
+    /// </summary>
+    public Tensor DecodeToBytes(Tensor latents) => DecodeOnDevice(latents, Imaging.PngImages.ToBytesOnDevice);
+
+    /// <summary>Decodes in chunks of <see cref="InferenceOptions.DecodeBatch"/> images (all at once without it); each chunk's result comes to the host.</summary>
+    private Tensor DecodeOnDevice(Tensor latents, Func<Tensor, Tensor> finish)
+    {
+        var (height, width) = ImageSize(latents.shape[2], latents.shape[3]);
+        long count = latents.shape[0], chunk = Options.DecodeBatch ?? count;
+        return StageOutOfMemoryException.Guard("Stage A", (int)width, (int)height, count, Options.Device, () =>
+        {
+            using var scope = NewDisposeScope();
+            using var inference = inference_mode();
+            var parts = new List<Tensor>();
+            for (long start = 0; start < count; start += chunk)
+            {
+                var part = latents.narrow(0, start, Math.Min(chunk, count - start));
+                var images = Vqgan.Decode(part.to(Options.DType, Options.Device) * Vqgan.ScaleFactor).clamp(0, 1);
+                parts.Add(finish(images).cpu());
+            }
+            return (parts.Count == 1 ? parts[0] : cat(parts)).MoveToOuterDisposeScope();
+        });
     }
 
     public void Dispose()

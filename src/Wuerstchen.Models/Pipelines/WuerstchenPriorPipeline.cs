@@ -49,8 +49,7 @@ public sealed class WuerstchenPriorPipeline : IDisposable
         var index = repository.Index ?? throw new ModelConfigException(repository.Root, "a prior pipeline folder needs model_index.json.");
         index.Require("WuerstchenPriorPipeline", "prior", "text_encoder", "tokenizer", "scheduler");
         var textEncoder = ClipPromptEncoder.FromRepository(repository, options.DType, options.Device, options.Variant);
-        var prior = WuerstchenPrior.FromComponent(repository.Component("prior"), options.DType, options.Variant);
-        prior.to(options.Device);
+        var prior = WuerstchenPrior.FromComponent(repository.Component("prior"), options.DType, options.Variant, options.Device);
         var scheduler = DdpmWuerstchenScheduler.FromComponent(repository.Component("scheduler"));
         return new WuerstchenPriorPipeline(textEncoder, prior, scheduler,
             index.GetNumber("resolution_multiple"), index.GetNumber("latent_mean"), index.GetNumber("latent_std"), options);
@@ -67,18 +66,26 @@ public sealed class WuerstchenPriorPipeline : IDisposable
     public Tensor Generate(PriorGenerationSettings settings, INoiseSource noise, Action<SamplingStep>? onStep = null, CancellationToken cancellationToken = default)
     {
         settings.Validate();
+        long batch = settings.Prompts.Count * (long)settings.ImagesPerPrompt;
+        return StageOutOfMemoryException.Guard("Stage C", settings.Width, settings.Height, batch, Options.Device,
+            () => Sample(settings, noise, onStep, cancellationToken));
+    }
+
+    private Tensor Sample(PriorGenerationSettings settings, INoiseSource noise, Action<SamplingStep>? onStep, CancellationToken cancellationToken)
+    {
         using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
+        using var inference = inference_mode();
         bool guided = ClassifierFreeGuidance.IsOn(settings.GuidanceScale);
         int n = settings.ImagesPerPrompt;
 
-        var condition = TextEncoder.Encode(settings.Prompts).repeat_interleave(n, dim: 0);
+        var text = TextEncoder.Encode(settings.Prompts).repeat_interleave(n, dim: 0);
         if (guided)
         {
             var negatives = ExpandNegatives(settings.NegativePrompts, settings.Prompts.Count);
-            condition = cat([condition, TextEncoder.Encode(negatives).repeat_interleave(n, dim: 0)]);
+            text = cat([text, TextEncoder.Encode(negatives).repeat_interleave(n, dim: 0)]);
         }
-        condition = condition.to(Options.DType);
+        // The text's part of every step, once per generation.
+        var condition = Prior.MapCondition(text.to(Options.DType));
 
         if (settings.Timesteps is { } timesteps)
             Scheduler.SetTimesteps(timesteps);
@@ -87,9 +94,8 @@ public sealed class WuerstchenPriorPipeline : IDisposable
 
         var (latentHeight, latentWidth) = LatentSize(settings.Height, settings.Width);
         long batch = settings.Prompts.Count * n;
-        var latents = noise.Randn([batch, Prior.Config.CIn, latentHeight, latentWidth], Options.DType, Options.Device);
-        latents = DenoisingLoop.Run(Scheduler, latents, (x, r) => Prior.forward(x, r, condition), settings.GuidanceScale,
-            noise, Options.Device, StageName, onStep, cancellationToken);
+        var latents = DenoisingLoop.Run(Scheduler, [batch, Prior.Config.CIn, latentHeight, latentWidth], (x, r) => Prior.Forward(x, r, condition),
+            settings.GuidanceScale, noise, Options, StageName, onStep, cancellationToken);
         return (latents * LatentMean - LatentStd).MoveToOuterDisposeScope();
     }
 

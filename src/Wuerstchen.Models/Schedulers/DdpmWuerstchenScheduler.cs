@@ -105,6 +105,45 @@ public sealed class DdpmWuerstchenScheduler
         return next.to(modelOutput.dtype).MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The current schedule prepared for one sampling run on <paramref name="device"/>: each step's ratio and the
+    /// coefficients of <see cref="Step(Tensor, Tensor, Tensor, Tensor)"/>, computed once with the same float32 operations,
+    /// so that a step is a handful of kernels with no copy from the host and no read back.
+    /// </summary>
+    /// <param name="batch">Latents per step (the ratio is broadcast to it, and to twice it for guidance).</param>
+    /// <param name="sampleDims">The latents' number of dimensions (4 for (B, C, H, W)).</param>
+    public SamplingSchedule Prepare(long batch, int sampleDims, Device device)
+    {
+        using var scope = NewDisposeScope();
+        var timesteps = Timesteps.to(device);
+        int steps = StepCount;
+        long[] perStep = [steps, .. Enumerable.Repeat(1L, sampleDims)];
+        var alphaCumprodAll = AlphaCumprod(timesteps);
+        var alphaCumprod = alphaCumprodAll[..steps].view(perStep);
+        var alphaCumprodPrevious = alphaCumprodAll[1..].view(perStep);
+        var alpha = alphaCumprod / alphaCumprodPrevious;
+
+        var sampleScale = (1.0 / alpha).sqrt();
+        var outputScale = 1 - alpha;
+        var outputDivisor = (1 - alphaCumprod).sqrt();
+        // σ·z·[prev ≠ 0]: the mask is 0 or 1, so folding it into σ first gives the same products.
+        var noiseScale = ((1 - alpha) * (1.0 - alphaCumprodPrevious) / (1.0 - alphaCumprod)).sqrt()
+                         * timesteps[1..].ne(0).to(float32).view(perStep);
+        var ratios = timesteps[..steps];
+
+        var schedule = new SamplingSchedule(steps);
+        for (int i = 0; i < steps; i++)
+        {
+            schedule.Ratio[i] = ratios[i].expand(batch).DetachFromDisposeScope();
+            schedule.GuidedRatio[i] = ratios[i].expand(2 * batch).DetachFromDisposeScope();
+            schedule.SampleScale[i] = sampleScale[i].DetachFromDisposeScope();
+            schedule.OutputScale[i] = outputScale[i].DetachFromDisposeScope();
+            schedule.OutputDivisor[i] = outputDivisor[i].DetachFromDisposeScope();
+            schedule.NoiseScale[i] = noiseScale[i].DetachFromDisposeScope();
+        }
+        return schedule;
+    }
+
     /// <summary>Forward diffusion: √ᾱ(t)·x₀ + √(1 − ᾱ(t))·ε, with one t per sample.</summary>
     public Tensor AddNoise(Tensor original, Tensor noise, Tensor t)
     {
@@ -130,5 +169,56 @@ public sealed class DdpmWuerstchenScheduler
         for (int i = 0; i < count - 1; i++)
             yield return i * step + start;
         yield return stop;
+    }
+}
+
+/// <summary>
+/// One sampling run's schedule on the device (<see cref="DdpmWuerstchenScheduler.Prepare"/>): per step the ratio, broadcast to
+/// the batch and to the guided batch, and the step's coefficients as tensors shaped to broadcast over the latents.
+/// </summary>
+public sealed class SamplingSchedule : IDisposable
+{
+    internal SamplingSchedule(int steps)
+    {
+        Ratio = new Tensor[steps];
+        GuidedRatio = new Tensor[steps];
+        SampleScale = new Tensor[steps];
+        OutputScale = new Tensor[steps];
+        OutputDivisor = new Tensor[steps];
+        NoiseScale = new Tensor[steps];
+    }
+
+    public int StepCount => Ratio.Length;
+
+    /// <summary>Step i's ratio t, float32, (B,).</summary>
+    public Tensor[] Ratio { get; }
+
+    /// <summary>Step i's ratio for the [conditional, unconditional] batch, (2B,).</summary>
+    public Tensor[] GuidedRatio { get; }
+
+    internal Tensor[] SampleScale { get; }
+    internal Tensor[] OutputScale { get; }
+    internal Tensor[] OutputDivisor { get; }
+    internal Tensor[] NoiseScale { get; }
+
+    /// <summary>
+    /// Step i: x' = √(1/α)·(x − (1 − α)·ε̂ / √(1 − ᾱ)) + σ·z·[prev ≠ 0], the operations of
+    /// <see cref="DdpmWuerstchenScheduler.Step(Tensor, Tensor, Tensor, Tensor)"/> in their order, in float32, cast back to ε̂'s dtype.
+    /// </summary>
+    public Tensor Step(int i, Tensor modelOutput, Tensor sample, Tensor noise)
+    {
+        using var scope = NewDisposeScope();
+        var mu = SampleScale[i] * (sample - OutputScale[i] * modelOutput / OutputDivisor[i]);
+        var next = mu + NoiseScale[i] * noise;
+        return next.to(modelOutput.dtype).MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        foreach (var tensors in new[] { Ratio, GuidedRatio, SampleScale, OutputScale, OutputDivisor, NoiseScale })
+        {
+            foreach (var tensor in tensors)
+                tensor?.Dispose();
+        }
     }
 }

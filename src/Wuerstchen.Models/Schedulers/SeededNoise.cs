@@ -32,6 +32,63 @@ public sealed class SeededNoise : INoiseSource, IDisposable
 
     Tensor INoiseSource.Randn(long[] shape, ScalarType dtype, Device device) => Randn(shape, dtype, device);
 
+    /// <inheritdoc cref="INoiseSource.RandnSequence"/>
+    public Tensor RandnSequence(int count, long[] shape, ScalarType dtype, Device device) =>
+        DrawSequence([this], shape[0], count, shape, dtype, device);
+
+    /// <summary>
+    /// The draws of a batch whose row blocks each own a stream: draw d of stream s fills rows [s·rows, (s+1)·rows) of
+    /// slice d, exactly what <paramref name="count"/> successive <c>randn((rows, …), generator)</c> calls of that stream
+    /// give (<c>randn</c> is <c>empty(…).normal_(0, 1, generator)</c>, and each block is a contiguous tensor of the same
+    /// shape). Streams draw in parallel. For a GPU they draw into one page-locked host buffer, which then makes one
+    /// non-blocking copy; the device buffer is allocated first, so a request too large for the device fails there,
+    /// before any host memory is touched.
+    /// </summary>
+    public static Tensor DrawSequence(IReadOnlyList<SeededNoise> streams, long rowsPerStream, int count, long[] shape, ScalarType dtype, Device device)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
+        if (shape.Length == 0 || shape[0] != streams.Count * rowsPerStream)
+            throw new ArgumentException($"A draw of [{string.Join(", ", shape)}] was asked of {streams.Count} streams × {rowsPerStream} rows.", nameof(shape));
+        long[] sequenceShape = [count, .. shape];
+        var destination = empty(sequenceShape, dtype, device);
+        try
+        {
+            if (device.type == DeviceType.CPU)
+            {
+                Fill(destination, streams, rowsPerStream);
+                return destination;
+            }
+            using var pageable = empty(sequenceShape, dtype);
+            using var host = device.type == DeviceType.CUDA ? pageable.pin_memory() : pageable.alias();
+            Fill(host, streams, rowsPerStream);
+            // The caching host allocator keeps the pinned block until the copy's stream has passed it.
+            destination.copy_(host, nonBlocking: true);
+            return destination;
+        }
+        catch
+        {
+            destination.Dispose();
+            throw;
+        }
+    }
+
+    private static void Fill(Tensor sequence, IReadOnlyList<SeededNoise> streams, long rowsPerStream)
+    {
+        long count = sequence.shape[0];
+        // Inference mode is per thread: a buffer made under it may only be written under it, on the workers too.
+        bool inference = is_inference_mode_enabled();
+        Parallel.For(0, streams.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(streams.Count, Environment.ProcessorCount) }, s =>
+        {
+            using var mode = inference ? inference_mode() : null;
+            for (long d = 0; d < count; d++)
+            {
+                using var draw = sequence[d];
+                using var rows = draw.narrow(0, s * rowsPerStream, rowsPerStream);
+                rows.normal_(0, 1, streams[s].Generator);
+            }
+        });
+    }
+
     /// <summary>Uniform [0, 1) noise of <paramref name="shape"/>.</summary>
     public Tensor Rand(long[] shape, ScalarType dtype = ScalarType.Float32) => rand(shape, dtype: dtype, generator: Generator);
 

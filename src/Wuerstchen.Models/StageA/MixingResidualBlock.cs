@@ -17,13 +17,14 @@ public sealed class MixingResidualBlock : nn.Module<Tensor, Tensor>
     private readonly Sequential channelwise;
     private readonly Parameter gammas;
 
-    public MixingResidualBlock(long channels, long embedDim) : base(nameof(MixingResidualBlock))
+    public MixingResidualBlock(long channels, long embedDim, Device? device = null, ScalarType? dtype = null) : base(nameof(MixingResidualBlock))
     {
         norm1 = new WuerstchenLayerNorm(channels);
-        depthwise = nn.Sequential(nn.ReplicationPad2d(1), nn.Conv2d(channels, channels, 3, groups: channels));
+        depthwise = nn.Sequential(nn.ReplicationPad2d(1), nn.Conv2d(channels, channels, 3, groups: channels, device: device, dtype: dtype));
         norm2 = new WuerstchenLayerNorm(channels);
-        channelwise = nn.Sequential(nn.Linear(channels, embedDim), nn.GELU(), nn.Linear(embedDim, channels));
-        gammas = nn.Parameter(zeros(6));
+        channelwise = nn.Sequential(
+            nn.Linear(channels, embedDim, device: device, dtype: dtype), nn.GELU(), nn.Linear(embedDim, channels, device: device, dtype: dtype));
+        gammas = nn.Parameter(zeros(6, dtype: dtype, device: device));
         RegisterComponents();
     }
 

@@ -19,39 +19,42 @@ public sealed class PaellaVQModel : nn.Module<Tensor, Tensor>
     private readonly Sequential up_blocks;
     private readonly Sequential out_block;
 
-    public PaellaVQModel(PaellaVQModelConfig config) : base(nameof(PaellaVQModel))
+    /// <summary>Builds the VQGAN with freshly initialised weights, allocated on <paramref name="device"/> in <paramref name="dtype"/> (default: CPU, float32).</summary>
+    public PaellaVQModel(PaellaVQModelConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(PaellaVQModel))
     {
         Config = config;
         var c = config.ChannelLevels;
         int levels = c.Count;
         long scale = config.UpDownScaleFactor;
 
-        in_block = nn.Sequential(nn.PixelUnshuffle(scale), nn.Conv2d(config.InChannels * scale * scale, c[0], 1));
+        in_block = nn.Sequential(nn.PixelUnshuffle(scale), nn.Conv2d(config.InChannels * scale * scale, c[0], 1, device: device, dtype: dtype));
 
         var down = new List<nn.Module<Tensor, Tensor>>();
         for (int i = 0; i < levels; i++)
         {
             if (i > 0)
-                down.Add(nn.Conv2d(c[i - 1], c[i], 4, stride: 2, padding: 1));
-            down.Add(new MixingResidualBlock(c[i], c[i] * 4));
+                down.Add(nn.Conv2d(c[i - 1], c[i], 4, stride: 2, padding: 1, device: device, dtype: dtype));
+            down.Add(new MixingResidualBlock(c[i], c[i] * 4, device, dtype));
         }
-        down.Add(nn.Sequential(nn.Conv2d(c[^1], config.LatentChannels, 1, bias: false), nn.BatchNorm2d(config.LatentChannels)));
+        down.Add(nn.Sequential(
+            nn.Conv2d(c[^1], config.LatentChannels, 1, bias: false, device: device, dtype: dtype),
+            nn.BatchNorm2d(config.LatentChannels, device: device, dtype: dtype)));
         down_blocks = nn.Sequential(down.ToArray());
 
-        vquantizer = new VectorQuantizer(config.NumVqEmbeddings, config.LatentChannels);
+        vquantizer = new VectorQuantizer(config.NumVqEmbeddings, config.LatentChannels, device, dtype);
 
-        var up = new List<nn.Module<Tensor, Tensor>> { nn.Sequential(nn.Conv2d(config.LatentChannels, c[^1], 1)) };
+        var up = new List<nn.Module<Tensor, Tensor>> { nn.Sequential(nn.Conv2d(config.LatentChannels, c[^1], 1, device: device, dtype: dtype)) };
         for (int i = 0; i < levels; i++)
         {
             long width = c[levels - 1 - i];
             for (int j = 0; j < (i == 0 ? config.BottleneckBlocks : 1); j++)
-                up.Add(new MixingResidualBlock(width, width * 4));
+                up.Add(new MixingResidualBlock(width, width * 4, device, dtype));
             if (i < levels - 1)
-                up.Add(nn.ConvTranspose2d(width, c[levels - 2 - i], 4, stride: 2, padding: 1));
+                up.Add(nn.ConvTranspose2d(width, c[levels - 2 - i], 4, stride: 2, padding: 1, device: device, dtype: dtype));
         }
         up_blocks = nn.Sequential(up.ToArray());
 
-        out_block = nn.Sequential(nn.Conv2d(c[0], config.OutChannels * scale * scale, 1), nn.PixelShuffle(scale));
+        out_block = nn.Sequential(nn.Conv2d(c[0], config.OutChannels * scale * scale, 1, device: device, dtype: dtype), nn.PixelShuffle(scale));
         RegisterComponents();
     }
 
@@ -60,12 +63,23 @@ public sealed class PaellaVQModel : nn.Module<Tensor, Tensor>
     /// <summary>The pipeline's latent scale: it decodes <c>ScaleFactor · latents</c> (spec §11.11).</summary>
     public double ScaleFactor => Config.ScaleFactor;
 
-    /// <summary>Builds the VQGAN from a <c>vqgan</c> component and loads its weights strictly; BatchNorm runs in eval mode.</summary>
-    public static PaellaVQModel FromComponent(ModelComponent component, ScalarType? dtype = null, string? variant = null)
+    /// <summary>
+    /// Builds the VQGAN from a <c>vqgan</c> component on <paramref name="device"/> in <paramref name="dtype"/> and loads its
+    /// weights strictly; BatchNorm runs in eval mode.
+    /// </summary>
+    public static PaellaVQModel FromComponent(ModelComponent component, ScalarType? dtype = null, string? variant = null, Device? device = null)
     {
-        var model = new PaellaVQModel(PaellaVQModelConfig.Read(component.ConfigPath));
-        using var weights = component.OpenWeights(variant);
-        StateDictLoader.Load(model, weights, new StateDictLoadOptions { DType = dtype });
+        var model = new PaellaVQModel(PaellaVQModelConfig.Read(component.ConfigPath), device, dtype);
+        try
+        {
+            using var weights = component.OpenWeights(variant);
+            StateDictLoader.Load(model, weights);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
         model.eval();
         return model;
     }

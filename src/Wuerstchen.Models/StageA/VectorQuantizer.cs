@@ -12,9 +12,9 @@ public sealed class VectorQuantizer : nn.Module<Tensor, (Tensor Quantized, Tenso
 {
     private readonly Embedding embedding;
 
-    public VectorQuantizer(long codes, long dim) : base(nameof(VectorQuantizer))
+    public VectorQuantizer(long codes, long dim, Device? device = null, ScalarType? dtype = null) : base(nameof(VectorQuantizer))
     {
-        embedding = nn.Embedding(codes, dim);
+        embedding = nn.Embedding(codes, dim, device: device, dtype: dtype);
         using (no_grad())
             nn.init.uniform_(embedding.weight!, -1.0 / codes, 1.0 / codes);
         RegisterComponents();

@@ -24,8 +24,7 @@ public sealed class ClipPromptEncoder : IDisposable
     public static ClipPromptEncoder FromRepository(ModelRepository repository, ScalarType dtype, Device device, string? variant = null)
     {
         var tokenizer = ClipTokenizer.FromDirectory(repository.Component("tokenizer").Directory);
-        var model = ClipTextModel.FromComponent(repository.Component("text_encoder"), dtype, variant);
-        model.to(device);
+        var model = ClipTextModel.FromComponent(repository.Component("text_encoder"), dtype, variant, device);
         return new ClipPromptEncoder(tokenizer, model, device);
     }
 

@@ -16,21 +16,30 @@ public sealed class ClipTextModel : nn.Module<Tensor, Tensor?, Tensor>
 
     private readonly ClipTextTransformer text_model;
 
-    public ClipTextModel(ClipTextConfig config) : base(nameof(ClipTextModel))
+    /// <summary>Builds the model with freshly initialised weights, allocated on <paramref name="device"/> in <paramref name="dtype"/> (default: CPU, float32).</summary>
+    public ClipTextModel(ClipTextConfig config, Device? device = null, ScalarType? dtype = null) : base(nameof(ClipTextModel))
     {
         Config = config;
-        text_model = new ClipTextTransformer(config);
+        text_model = new ClipTextTransformer(config, device, dtype);
         RegisterComponents();
     }
 
     public ClipTextConfig Config { get; }
 
-    /// <summary>Builds the model from a <c>text_encoder</c> component and loads its weights strictly.</summary>
-    public static ClipTextModel FromComponent(ModelComponent component, ScalarType? dtype = null, string? variant = null)
+    /// <summary>Builds the model from a <c>text_encoder</c> component on <paramref name="device"/> in <paramref name="dtype"/> and loads its weights strictly.</summary>
+    public static ClipTextModel FromComponent(ModelComponent component, ScalarType? dtype = null, string? variant = null, Device? device = null)
     {
-        var model = new ClipTextModel(ClipTextConfig.Read(component.ConfigPath));
-        using var weights = component.OpenWeights(variant);
-        StateDictLoader.Load(model, weights, new StateDictLoadOptions { MapKey = MapCheckpointKey, DType = dtype });
+        var model = new ClipTextModel(ClipTextConfig.Read(component.ConfigPath), device, dtype);
+        try
+        {
+            using var weights = component.OpenWeights(variant);
+            StateDictLoader.Load(model, weights, new StateDictLoadOptions { MapKey = MapCheckpointKey });
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
         model.eval();
         return model;
     }
@@ -57,11 +66,11 @@ internal sealed class ClipTextTransformer : nn.Module<Tensor, Tensor?, Tensor>
     private readonly ClipEncoder encoder;
     private readonly LayerNorm final_layer_norm;
 
-    public ClipTextTransformer(ClipTextConfig config) : base(nameof(ClipTextTransformer))
+    public ClipTextTransformer(ClipTextConfig config, Device? device, ScalarType? dtype) : base(nameof(ClipTextTransformer))
     {
-        embeddings = new ClipTextEmbeddings(config);
-        encoder = new ClipEncoder(config);
-        final_layer_norm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
+        embeddings = new ClipTextEmbeddings(config, device, dtype);
+        encoder = new ClipEncoder(config, device, dtype);
+        final_layer_norm = nn.LayerNorm(config.HiddenSize, config.LayerNormEps, device: device, dtype: dtype);
         RegisterComponents();
     }
 
@@ -87,10 +96,10 @@ internal sealed class ClipTextEmbeddings : nn.Module<Tensor, Tensor>
     private readonly Embedding position_embedding;
     private readonly long _maxPositions;
 
-    public ClipTextEmbeddings(ClipTextConfig config) : base(nameof(ClipTextEmbeddings))
+    public ClipTextEmbeddings(ClipTextConfig config, Device? device, ScalarType? dtype) : base(nameof(ClipTextEmbeddings))
     {
-        token_embedding = nn.Embedding(config.VocabSize, config.HiddenSize);
-        position_embedding = nn.Embedding(config.MaxPositionEmbeddings, config.HiddenSize);
+        token_embedding = nn.Embedding(config.VocabSize, config.HiddenSize, device: device, dtype: dtype);
+        position_embedding = nn.Embedding(config.MaxPositionEmbeddings, config.HiddenSize, device: device, dtype: dtype);
         _maxPositions = config.MaxPositionEmbeddings;
         RegisterComponents();
     }
@@ -111,9 +120,9 @@ internal sealed class ClipEncoder : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly ModuleList<ClipEncoderLayer> layers;
 
-    public ClipEncoder(ClipTextConfig config) : base(nameof(ClipEncoder))
+    public ClipEncoder(ClipTextConfig config, Device? device, ScalarType? dtype) : base(nameof(ClipEncoder))
     {
-        layers = new ModuleList<ClipEncoderLayer>(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new ClipEncoderLayer(config)).ToArray());
+        layers = new ModuleList<ClipEncoderLayer>(Enumerable.Range(0, config.NumHiddenLayers).Select(_ => new ClipEncoderLayer(config, device, dtype)).ToArray());
         RegisterComponents();
     }
 
@@ -132,12 +141,12 @@ internal sealed class ClipEncoderLayer : nn.Module<Tensor, Tensor, Tensor>
     private readonly LayerNorm layer_norm2;
     private readonly ClipMlp mlp;
 
-    public ClipEncoderLayer(ClipTextConfig config) : base(nameof(ClipEncoderLayer))
+    public ClipEncoderLayer(ClipTextConfig config, Device? device, ScalarType? dtype) : base(nameof(ClipEncoderLayer))
     {
-        layer_norm1 = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
-        self_attn = new ClipAttention(config);
-        layer_norm2 = nn.LayerNorm(config.HiddenSize, config.LayerNormEps);
-        mlp = new ClipMlp(config);
+        layer_norm1 = nn.LayerNorm(config.HiddenSize, config.LayerNormEps, device: device, dtype: dtype);
+        self_attn = new ClipAttention(config, device, dtype);
+        layer_norm2 = nn.LayerNorm(config.HiddenSize, config.LayerNormEps, device: device, dtype: dtype);
+        mlp = new ClipMlp(config, device, dtype);
         RegisterComponents();
     }
 
@@ -157,12 +166,12 @@ internal sealed class ClipAttention : nn.Module<Tensor, Tensor, Tensor>
     private readonly long _heads;
     private readonly long _headDim;
 
-    public ClipAttention(ClipTextConfig config) : base(nameof(ClipAttention))
+    public ClipAttention(ClipTextConfig config, Device? device, ScalarType? dtype) : base(nameof(ClipAttention))
     {
-        q_proj = nn.Linear(config.HiddenSize, config.HiddenSize);
-        k_proj = nn.Linear(config.HiddenSize, config.HiddenSize);
-        v_proj = nn.Linear(config.HiddenSize, config.HiddenSize);
-        out_proj = nn.Linear(config.HiddenSize, config.HiddenSize);
+        q_proj = nn.Linear(config.HiddenSize, config.HiddenSize, device: device, dtype: dtype);
+        k_proj = nn.Linear(config.HiddenSize, config.HiddenSize, device: device, dtype: dtype);
+        v_proj = nn.Linear(config.HiddenSize, config.HiddenSize, device: device, dtype: dtype);
+        out_proj = nn.Linear(config.HiddenSize, config.HiddenSize, device: device, dtype: dtype);
         _heads = config.NumAttentionHeads;
         _headDim = config.HeadDim;
         RegisterComponents();
@@ -187,10 +196,10 @@ internal sealed class ClipMlp : nn.Module<Tensor, Tensor>
     private readonly Linear fc2;
     private readonly bool _quickGelu;
 
-    public ClipMlp(ClipTextConfig config) : base(nameof(ClipMlp))
+    public ClipMlp(ClipTextConfig config, Device? device, ScalarType? dtype) : base(nameof(ClipMlp))
     {
-        fc1 = nn.Linear(config.HiddenSize, config.IntermediateSize);
-        fc2 = nn.Linear(config.IntermediateSize, config.HiddenSize);
+        fc1 = nn.Linear(config.HiddenSize, config.IntermediateSize, device: device, dtype: dtype);
+        fc2 = nn.Linear(config.IntermediateSize, config.HiddenSize, device: device, dtype: dtype);
         _quickGelu = config.HiddenAct == "quick_gelu";
         RegisterComponents();
     }

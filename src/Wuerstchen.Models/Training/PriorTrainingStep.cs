@@ -51,8 +51,7 @@ public sealed class PriorTrainingStep : IDisposable
         ComputeType = computeType;
         if (computeType != ScalarType.Float32)
         {
-            _working = new WuerstchenPrior(prior.Config);
-            _working.to(computeType).to(_parameters[0].device);
+            _working = new WuerstchenPrior(prior.Config, _parameters[0].device, computeType);
             _workingParameters = _working.parameters().ToArray();
         }
         Optimizer = optim.AdamW(_parameters, settings.LearningRate, settings.Beta1, settings.Beta2, settings.Epsilon, settings.WeightDecay);

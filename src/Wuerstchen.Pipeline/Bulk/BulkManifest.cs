@@ -9,7 +9,7 @@ public sealed record BulkManifestEntry(int Index, string? Prompt, string? Negati
     string Status, IReadOnlyList<string> Images, string? Error);
 
 /// <summary>The totals of a job, written beside its manifest.</summary>
-public sealed record BulkSummary(string JobId, int Total, int Succeeded, int Failed, int Rejected, string Manifest);
+public sealed record BulkSummary(string JobId, int Total, int Succeeded, int Failed, int Rejected, string Manifest, int Cancelled = 0);
 
 /// <summary>Where a bulk job's blobs live.</summary>
 public static class BulkBlobs
@@ -28,6 +28,9 @@ public static class BulkManifestWriter
     public const string Failed = "failed";
     public const string Rejected = "rejected";
 
+    /// <summary>Its batch was cancelled on its own; the job went on.</summary>
+    public const string Cancelled = "cancelled";
+
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     /// <summary>Writes the manifest (JSONL, one line per prompt in job order) and the summary, each atomically.</summary>
@@ -41,7 +44,7 @@ public static class BulkManifestWriter
 
         var summary = new BulkSummary(jobId, entries.Count,
             entries.Count(e => e.Status == Succeeded), entries.Count(e => e.Status == Failed), entries.Count(e => e.Status == Rejected),
-            BulkBlobs.Manifest(jobId));
+            BulkBlobs.Manifest(jobId), entries.Count(e => e.Status == Cancelled));
         using (var content = new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(summary, Json)))
             await store.WriteAsync(BulkBlobs.Summary(jobId), content, new BlobWriteOptions { ContentType = "application/json" }, cancellationToken).ConfigureAwait(false);
         return summary;

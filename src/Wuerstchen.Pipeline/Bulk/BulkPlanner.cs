@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Pipeline.Models;
 
 namespace Wuerstchen.Pipeline.Bulk;
 
@@ -17,15 +18,19 @@ public sealed record BulkPlan(IReadOnlyList<GenerationBatch> Batches, IReadOnlyL
 public static class BulkPlanner
 {
     /// <summary>Checks the shared settings once, with a stand-in prompt: a job whose settings are invalid is rejected whole.</summary>
-    public static IReadOnlyDictionary<string, string[]> SettingsErrors(BulkJob job, GenerationLimits limits, Func<string, bool> modelExists, string precision) =>
-        GenerationRequestValidator.Validate(job.Settings with { Prompt = "settings check" }, limits, modelExists, precision).Errors;
+    public static IReadOnlyDictionary<string, string[]> SettingsErrors(BulkJob job, GenerationLimits limits, Func<string, ModelRole, string?> modelProblem, string precision) =>
+        GenerationRequestValidator.Validate(job.Settings with { Prompt = "settings check" }, limits, modelProblem, precision).Errors;
 
     /// <param name="prompts">Every prompt of the job in order; a null prompt is a line that could not be read, with its problem.</param>
     public static BulkPlan Plan(BulkJob job, IReadOnlyList<(BulkPrompt? Prompt, string? Problem)> prompts, GenerationLimits limits,
-        Func<string, bool> modelExists, string precision, int batchSize)
+        Func<string, ModelRole, string?> modelProblem, string precision, int batchSize)
     {
         if (batchSize < 1)
             throw new ArgumentOutOfRangeException(nameof(batchSize), batchSize, "Batches hold at least one prompt.");
+        // Every prompt names the job's models: look each up once.
+        var checkedModels = new Dictionary<(string, ModelRole), string?>();
+        string? CheckModel(string name, ModelRole role) =>
+            checkedModels.TryGetValue((name, role), out var problem) ? problem : checkedModels[(name, role)] = modelProblem(name, role);
         long baseSeed = job.Settings.Seed ?? DefaultBaseSeed(job.JobId);
         var entries = new List<BulkEntry>(prompts.Count);
         var groups = new Dictionary<string, (GenerationSettings Settings, List<(GenerationItem Item, int Entry)> Items)>(StringComparer.Ordinal);
@@ -48,7 +53,7 @@ public static class BulkPlanner
                 Width = prompt.Width ?? job.Settings.Width,
                 Height = prompt.Height ?? job.Settings.Height,
             };
-            var validated = GenerationRequestValidator.Validate(request, limits, modelExists, precision);
+            var validated = GenerationRequestValidator.Validate(request, limits, CheckModel, precision);
             if (!validated.IsValid)
             {
                 string error = string.Join(" ", validated.Errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}"));

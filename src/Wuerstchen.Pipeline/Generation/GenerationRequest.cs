@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text.Json.Serialization;
 using Wuerstchen.Models.Pipelines;
+using Wuerstchen.Pipeline.Models;
 
 namespace Wuerstchen.Pipeline.Generation;
 
@@ -54,6 +55,28 @@ public sealed class GenerationLimits
     /// steps or four 1024² ones, and refuses four 2048² images at 200 + 100 steps (5.0e9).
     /// </summary>
     public long MaxWorkPerRequest { get; set; } = 2_000_000_000;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        if (MaxPromptLength < 1)
+            errors.Add($"{Section}:MaxPromptLength is {MaxPromptLength}; it must be at least 1.");
+        foreach (var (key, value) in new[] { (nameof(MaxWidth), MaxWidth), (nameof(MaxHeight), MaxHeight) })
+        {
+            if (value < ImageSize.Grid || value % ImageSize.Grid != 0)
+                errors.Add($"{Section}:{key} is {value}; use a multiple of {ImageSize.Grid} px, at least {ImageSize.Grid}.");
+        }
+        foreach (var (key, value) in new[] { (nameof(MaxImages), MaxImages), (nameof(MaxPriorSteps), MaxPriorSteps), (nameof(MaxDecoderSteps), MaxDecoderSteps) })
+        {
+            if (value < 1)
+                errors.Add($"{Section}:{key} is {value}; it must be at least 1.");
+        }
+        if (!double.IsFinite(MaxGuidance) || MaxGuidance < 0)
+            errors.Add($"{Section}:MaxGuidance is {MaxGuidance}; use a finite number of at least 0.");
+        if (MaxWorkPerRequest < 1)
+            errors.Add($"{Section}:MaxWorkPerRequest is {MaxWorkPerRequest}; it must be at least 1.");
+        return errors;
+    }
 }
 
 /// <summary>The outcome of validation: the batch to run, or the problems by field name.</summary>
@@ -66,9 +89,9 @@ public static class GenerationRequestValidator
 {
     public const long MaxSeed = (1L << 53) - 1;
 
-    /// <param name="modelExists">Whether a model name resolves (unknown models are a client error).</param>
+    /// <param name="modelProblem">Why a model name cannot serve as a role (unknown, or the wrong kind of model), naming the valid ones; null when it can.</param>
     /// <param name="precision">The precision the models run in, recorded in the recipe.</param>
-    public static ValidatedRequest Validate(GenerationRequest? request, GenerationLimits limits, Func<string, bool> modelExists, string precision)
+    public static ValidatedRequest Validate(GenerationRequest? request, GenerationLimits limits, Func<string, ModelRole, string?> modelProblem, string precision)
     {
         var errors = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         void Fail(string field, string message)
@@ -140,10 +163,10 @@ public static class GenerationRequestValidator
 
         string priorModel = request.PriorModel ?? ModelNames.DefaultPrior;
         string decoderModel = request.DecoderModel ?? ModelNames.DefaultDecoder;
-        if (!modelExists(priorModel))
-            Fail("priorModel", $"Unknown model '{priorModel}'.");
-        if (!modelExists(decoderModel))
-            Fail("decoderModel", $"Unknown model '{decoderModel}'.");
+        if (modelProblem(priorModel, ModelRole.Prior) is { } priorProblem)
+            Fail("priorModel", priorProblem);
+        if (modelProblem(decoderModel, ModelRole.Decoder) is { } decoderProblem)
+            Fail("decoderModel", decoderProblem);
 
         if (errors.Count > 0)
             return Result(null);

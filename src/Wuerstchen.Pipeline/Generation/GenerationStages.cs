@@ -3,6 +3,7 @@ using TorchSharp;
 using Wuerstchen.Models.Imaging;
 using Wuerstchen.Models.IO;
 using Wuerstchen.Models.Pipelines;
+using Wuerstchen.Models.Schedulers;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
 using static TorchSharp.torch;
@@ -104,21 +105,23 @@ public sealed partial class GenerationStages(ModelHost models, IBlobStore store,
             return new StageResult(names, Reused: true);
 
         byte[] latentsBlob = await ReadBytesAsync(StageBBlob(batch), cancellationToken).ConfigureAwait(false);
-        var pngs = await models.WithDecoderAsync(batch.Settings.DecoderModel, decoder =>
+        // Only the decode holds the decoder; it hands back 8-bit pixels made on the device. PNG encoding and the uploads
+        // run after the decoder is free for the next caller, one image per task.
+        using var pixels = await models.WithDecoderAsync(batch.Settings.DecoderModel, decoder =>
         {
-            using var scope = NewDisposeScope();
-            var latents = ReadTensor(latentsBlob, StageBBlob(batch), LatentsTensor);
-            var pixels = PngImages.ToBytes(decoder.Decode(latents));
-            progress?.Report(new StageProgress("StageA", 1, 1, DateTimeOffset.UtcNow));
-            return Enumerable.Range(0, names.Length)
-                .Select(i => PngImages.Encode(pixels[i], batch.RecipeOf(i / perItem, i % perItem))).ToArray();
+            using var latents = ReadTensor(latentsBlob, StageBBlob(batch), LatentsTensor);
+            return decoder.DecodeToBytes(latents);
         }, cancellationToken).ConfigureAwait(false);
+        progress?.Report(new StageProgress("StageA", 1, 1, DateTimeOffset.UtcNow));
 
-        for (int i = 0; i < names.Length; i++)
+        await Task.WhenAll(Enumerable.Range(0, names.Length).Select(i => Task.Run(async () =>
         {
-            using var content = new MemoryStream(pngs[i]);
+            byte[] png;
+            using (var image = pixels[i])
+                png = PngImages.Encode(image, batch.RecipeOf(i / perItem, i % perItem));
+            using var content = new MemoryStream(png);
             await store.WriteAsync(names[i], content, new BlobWriteOptions { ContentType = "image/png" }, cancellationToken).ConfigureAwait(false);
-        }
+        }, cancellationToken))).ConfigureAwait(false);
         LogStageWritten("A", names[0], names.Length);
         return new StageResult(names, Reused: false);
     }

@@ -73,6 +73,84 @@ public sealed partial class ModelLocator(IOptions<ModelOptions> options, FineTun
     public bool Exists(string name) =>
         TryResolve(name, out _) is not null || (fineTuned is not null && FineTunedModels.TryParse(name, out _) && fineTuned.Exists(name));
 
+    /// <summary>
+    /// Why <paramref name="name"/> cannot serve as <paramref name="role"/>, naming the models that can; null when it
+    /// can. Checks what loading checks first (the pipeline class and its component folders) without loading anything;
+    /// a fine-tuned version is a Stage C model when it is published. Messages name no server paths.
+    /// </summary>
+    public string? Problem(string name, ModelRole role)
+    {
+        if (FineTunedModels.TryParse(name, out _))
+        {
+            if (role != ModelRole.Prior)
+                return $"'{name}' is a fine-tuned Stage C model; {ModelRoles.Describe(role)} needs a {ModelRoles.PipelineClass(role)}. {Valid(role)}";
+            return Exists(name) ? null : $"Unknown model '{name}': no such fine-tuned version is published. {Valid(role)}";
+        }
+        if (TryResolve(name, out _) is not { } folder)
+            return $"Unknown model '{name}'. {Valid(role)}";
+        return ModelRoles.Unloadable(folder, role) is { } reason
+            ? $"Model '{name}' cannot serve as {ModelRoles.Describe(role)}: {reason} {Valid(role)}"
+            : null;
+    }
+
+    /// <summary>The model names under the root (and in <see cref="ModelOptions.Paths"/>) that can serve as <paramref name="role"/>.</summary>
+    public IReadOnlyList<string> Available(ModelRole role)
+    {
+        var names = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var (name, path) in options.Value.Paths)
+        {
+            if (ModelRoles.Unloadable(Path.GetFullPath(path), role) is null)
+                names.Add(name);
+        }
+        if (!string.IsNullOrWhiteSpace(options.Value.Root) && Directory.Exists(options.Value.Root))
+        {
+            string root = Path.GetFullPath(options.Value.Root);
+            foreach (string first in SubFolders(root).Where(f => !f.StartsWith('.') && f != "hub" && !f.StartsWith("models--", StringComparison.Ordinal)))
+            {
+                if (ModelRoles.Unloadable(Path.Combine(root, first), role) is null)
+                    names.Add(first);
+                else
+                    foreach (string second in SubFolders(Path.Combine(root, first)).Where(f => !f.StartsWith('.')))
+                    {
+                        if (ModelRoles.Unloadable(Path.Combine(root, first, second), role) is null)
+                            names.Add($"{first}/{second}");
+                    }
+            }
+            foreach (string hub in new[] { Path.Combine(root, "hub"), root })
+            {
+                foreach (string repository in SubFolders(hub).Where(f => f.StartsWith("models--", StringComparison.Ordinal)))
+                {
+                    string name = repository["models--".Length..].Replace("--", "/", StringComparison.Ordinal);
+                    if (TryResolve(name, out _) is { } snapshot && ModelRoles.Unloadable(snapshot, role) is null)
+                        names.Add(name);
+                }
+            }
+        }
+        return names.ToArray();
+    }
+
+    private string Valid(ModelRole role)
+    {
+        const int MaxListed = 20;
+        var names = Available(role);
+        string listed = names.Count == 0 ? "none is installed" : string.Join(", ", names.Take(MaxListed)) + (names.Count > MaxListed ? $" and {names.Count - MaxListed} more" : "");
+        return role == ModelRole.Prior
+            ? $"Valid {ModelRoles.Noun(role)}s: {listed}; or a published fine-tuned version, finetuned/{{versionId}}."
+            : $"Valid {ModelRoles.Noun(role)}s: {listed}.";
+    }
+
+    private static IEnumerable<string> SubFolders(string folder)
+    {
+        try
+        {
+            return Directory.Exists(folder) ? Directory.EnumerateDirectories(folder).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal).ToArray() : [];
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return [];
+        }
+    }
+
     private static bool IsModelFolder(string path) =>
         File.Exists(Path.Combine(path, ModelRepository.ModelIndexFile)) || File.Exists(Path.Combine(path, ModelComponent.ConfigFile));
 }

@@ -33,6 +33,15 @@ public sealed class ModelOptions
     /// <summary><c>float32</c>, <c>bfloat16</c> or <c>float16</c>.</summary>
     public string Precision { get; set; } = "float32";
 
+    /// <summary>
+    /// How much memory resident pipelines may take before the least recently used idle one is unloaded: a size such as
+    /// <c>24GiB</c> or a number of bytes. Unset: <see cref="ModelFootprint.DefaultBudgetBytes"/> of the device.
+    /// </summary>
+    public string? MemoryBudget { get; set; }
+
+    /// <summary><see cref="MemoryBudget"/> in bytes; null when unset (or invalid, which validation reports).</summary>
+    public long? MemoryBudgetBytes => ModelFootprint.TryParseSize(MemoryBudget, out long bytes) ? bytes : null;
+
     public IReadOnlyList<string> Validate()
     {
         var errors = new List<string>();
@@ -44,6 +53,8 @@ public sealed class ModelOptions
             errors.Add($"{Section}:CacheMaxGiB is {CacheMaxGiB}; give the model cache a positive size in GiB.");
         if (Precision is not ("float32" or "bfloat16" or "float16"))
             errors.Add($"{Section}:Precision is '{Precision}'; use float32, bfloat16 or float16.");
+        if (!string.IsNullOrWhiteSpace(MemoryBudget) && MemoryBudgetBytes is null)
+            errors.Add($"{Section}:MemoryBudget is '{MemoryBudget}'; use a positive size such as 24GiB or 512MiB, or leave it unset for the device's default.");
         return errors;
     }
 }

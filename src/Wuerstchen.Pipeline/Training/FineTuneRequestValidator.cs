@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Wuerstchen.Pipeline.Models;
 
 namespace Wuerstchen.Pipeline.Training;
 
@@ -18,9 +19,9 @@ public static partial class FineTuneRequestValidator
 
     public static bool IsValidRunId(string? runId) => runId is not null && RunIdPattern().IsMatch(runId);
 
-    /// <param name="modelExists">Whether a model name resolves (unknown models are a client error).</param>
+    /// <param name="modelProblem">Why a model name cannot serve as a role (unknown, or the wrong kind of model), naming the valid ones; null when it can.</param>
     /// <param name="newRunId">Makes the id of a run the request does not name.</param>
-    public static ValidatedFineTune Validate(FineTuneRequest? request, TrainingOptions options, Func<string, bool> modelExists, Func<string> newRunId)
+    public static ValidatedFineTune Validate(FineTuneRequest? request, TrainingOptions options, Func<string, ModelRole, string?> modelProblem, Func<string> newRunId)
     {
         var errors = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         void Fail(string field, string message)
@@ -57,11 +58,11 @@ public static partial class FineTuneRequestValidator
             Fail("runId", "Use 1 … 80 lowercase letters, digits and '-', starting with a letter or digit.");
 
         string basePrior = request.BasePrior ?? recipe.BasePrior;
-        if (!modelExists(basePrior))
-            Fail("basePrior", $"Unknown model '{basePrior}'.");
+        if (modelProblem(basePrior, ModelRole.Prior) is { } priorProblem)
+            Fail("basePrior", priorProblem);
         string decoder = request.DecoderModel ?? recipe.Validation.DecoderModel;
-        if (!modelExists(decoder))
-            Fail("decoderModel", $"Unknown model '{decoder}'.");
+        if (modelProblem(decoder, ModelRole.Decoder) is { } decoderProblem)
+            Fail("decoderModel", decoderProblem);
 
         int totalSteps = Range("totalSteps", request.TotalSteps ?? recipe.TotalSteps, 1, MaxTotalSteps);
         int stepsPerChunk = Range("stepsPerChunk", request.StepsPerChunk ?? options.StepsPerChunk, 1, 100_000);

@@ -55,10 +55,20 @@ public sealed class TrainingOptions
             errors.Add($"{Section}:EffnetModel is not set; name the EfficientNet encoder's folder under the model root.");
         if (string.IsNullOrWhiteSpace(Schedule) || Schedule.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length != 6)
             errors.Add($"{Section}:Schedule is '{Schedule}'; use a six-field NCRONTAB expression such as '0 0 3 * * *'.");
-        if (MaxImageBytes < 1 || MaxImagePixels < 1 || MaxItems < 1 || PrepareBatchSize < 1 || StepsPerChunk < 1 || CollectGarbageEvery < 1)
-            errors.Add($"{Section}: MaxImageBytes, MaxImagePixels, MaxItems, PrepareBatchSize, StepsPerChunk and CollectGarbageEvery must be positive.");
-        if (ProgressInterval <= TimeSpan.Zero || LossLogInterval <= TimeSpan.Zero)
-            errors.Add($"{Section}: ProgressInterval and LossLogInterval must be positive durations (e.g. 00:00:02).");
+        foreach (var (key, value) in new (string, long)[]
+                 {
+                     (nameof(MaxImageBytes), MaxImageBytes), (nameof(MaxImagePixels), MaxImagePixels), (nameof(MaxItems), MaxItems),
+                     (nameof(PrepareBatchSize), PrepareBatchSize), (nameof(StepsPerChunk), StepsPerChunk), (nameof(CollectGarbageEvery), CollectGarbageEvery),
+                 })
+        {
+            if (value < 1)
+                errors.Add($"{Section}:{key} is {value}; it must be at least 1.");
+        }
+        foreach (var (key, value) in new[] { (nameof(ProgressInterval), ProgressInterval), (nameof(LossLogInterval), LossLogInterval) })
+        {
+            if (value <= TimeSpan.Zero)
+                errors.Add($"{Section}:{key} is {value}; it must be a positive duration (e.g. 00:00:02).");
+        }
         if (CheckpointsToKeep < 2)
             errors.Add($"{Section}:CheckpointsToKeep is {CheckpointsToKeep}; keep at least 2 so a corrupt newest checkpoint has a predecessor.");
         for (int i = 0; i < Scheduled.Count; i++)

@@ -82,9 +82,8 @@ public sealed partial class ValidationGridRenderer(IBlobStore store, ModelLocato
 
     private WuerstchenPrior Build(WuerstchenPriorConfig config, IReadOnlyDictionary<string, Tensor> weights)
     {
-        var prior = new WuerstchenPrior(config);
+        var prior = new WuerstchenPrior(config, models.Inference.Device, models.Inference.DType);
         Weights.CopyInto(prior, weights, "checkpoint weights");
-        prior.to(models.Inference.DType).to(models.Inference.Device);
         prior.eval();
         return prior;
     }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.Extensions.Options;
+using Wuerstchen.Pipeline;
 using Wuerstchen.Pipeline.Bulk;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Models;
@@ -48,7 +49,8 @@ public sealed class BulkActivities(IBlobStore store, BatchPlanStore plans, Model
         // A fine-tuned prior is pinned to its newest revision now, so every batch of the job uses the same weights.
         if (job.Settings.PriorModel is { } prior)
             job = job with { Settings = job.Settings with { PriorModel = models.Pin(prior) } };
-        var plan = BulkPlanner.Plan(job, prompts, limits.Value, models.Exists, modelOptions.Value.Precision, bulkOptions.Value.BatchSize);
+        var plan = BulkPlanner.Plan(job, prompts, limits.Value, models.Problem, modelOptions.Value.Precision,
+            bulkOptions.Value.EffectiveBatchSize(modelOptions.Value));
         if (BulkPlanner.WorkProblem(plan, bulkOptions.Value.MaxWorkPerJob) is { } overBudget)
             plan = BulkPlanner.RejectWhole(plan, overBudget);
         await plans.WriteAsync(BulkBlobs.Plan(jobId), plan.Batches, cancellationToken: cancellationToken).ConfigureAwait(false);
@@ -68,6 +70,7 @@ public sealed class BulkActivities(IBlobStore store, BatchPlanStore plans, Model
 
         var images = new Dictionary<int, IReadOnlyList<string>>();
         var errors = new Dictionary<int, string>();
+        var cancelled = new HashSet<int>();
         foreach (var outcome in input.Outcomes)
         {
             var entries = planned.EntriesOfBatch[outcome.Batch];
@@ -76,12 +79,19 @@ public sealed class BulkActivities(IBlobStore store, BatchPlanStore plans, Model
                 if (outcome.Images is { } batchImages)
                     images[entries[item]] = batchImages.Skip(item * planned.ImagesPerPrompt).Take(planned.ImagesPerPrompt).ToArray();
                 else
-                    errors[entries[item]] = outcome.Error ?? "The batch failed.";
+                    errors[entries[item]] = ErrorText.WithoutPaths(outcome.Error) ?? "The batch failed.";
+                if (outcome.Cancelled)
+                    cancelled.Add(entries[item]);
             }
         }
 
+        string Status(BulkEntry e) =>
+            e.Error is not null ? BulkManifestWriter.Rejected
+            : images.ContainsKey(e.Index) ? BulkManifestWriter.Succeeded
+            : cancelled.Contains(e.Index) ? BulkManifestWriter.Cancelled
+            : BulkManifestWriter.Failed;
         var manifest = planned.Entries.Select(e => new BulkManifestEntry(e.Index, e.Prompt, e.NegativePrompt, e.Seed, e.Width, e.Height,
-            e.Error is not null ? BulkManifestWriter.Rejected : images.ContainsKey(e.Index) ? BulkManifestWriter.Succeeded : BulkManifestWriter.Failed,
+            Status(e),
             images.GetValueOrDefault(e.Index) ?? [],
             e.Error ?? errors.GetValueOrDefault(e.Index) ?? (images.ContainsKey(e.Index) ? null : "The batch of this prompt never reported."))).ToArray();
         return await BulkManifestWriter.WriteAsync(store, input.JobId, manifest, cancellationToken).ConfigureAwait(false);

@@ -9,8 +9,8 @@ public sealed record BulkJobInput(string JobId, RetrySettings Retry, int MaxPara
 
 public sealed record BulkPlanSummary(string PlanBlob, int BatchCount);
 
-/// <summary>What became of one batch: its images (item-major) or why it failed after its retries.</summary>
-public sealed record BatchOutcome(int Batch, IReadOnlyList<string>? Images, string? Error);
+/// <summary>What became of one batch: its images (item-major), or why it failed after its retries, or that it was cancelled.</summary>
+public sealed record BatchOutcome(int Batch, IReadOnlyList<string>? Images, string? Error, bool Cancelled = false);
 
 public sealed record BulkManifestInput(string JobId, IReadOnlyList<BatchOutcome> Outcomes);
 
@@ -18,7 +18,8 @@ public sealed record BulkCustomStatus(int CompletedBatches, int TotalBatches);
 
 /// <summary>
 /// One bulk job: plan the batches, run them as GenerateImage sub-orchestrations with bounded parallelism, write the
-/// results manifest. A batch that fails after its retries is recorded as failed; the others go on.
+/// results manifest. A batch that fails after its retries is recorded as failed, a batch cancelled on its own
+/// (<c>DELETE /api/generations/{batch id}</c>) as cancelled; the others go on.
 /// </summary>
 public static class BulkGenerateOrchestration
 {
@@ -58,11 +59,18 @@ public static class BulkGenerateOrchestration
     private static async Task<BatchOutcome> RunBatchAsync(TaskOrchestrationContext context, BulkJobInput input, string planBlob, int batch)
     {
         string instanceId = BatchInstanceIdFor(input.JobId, batch);
-        var job = new GenerationJob(instanceId, new BatchRef(planBlob, batch), input.Retry);
+        var job = new GenerationJob(instanceId, new BatchRef(planBlob, batch), input.Retry, BulkJobId: input.JobId);
         try
         {
-            var result = await context.CallSubOrchestratorAsync<GenerationResult>(GenerateImageOrchestration.Name, job, new SubOrchestrationOptions { InstanceId = instanceId });
-            return new BatchOutcome(batch, result.Images, null);
+            var result = await context.CallSubOrchestratorAsync<GenerationResult?>(GenerateImageOrchestration.Name, job, new SubOrchestrationOptions { InstanceId = instanceId });
+            // A batch terminated from outside completes without a result on some backends.
+            return result?.Images is { } images
+                ? new BatchOutcome(batch, images, null)
+                : new BatchOutcome(batch, null, "The batch was terminated.", Cancelled: true);
+        }
+        catch (TaskFailedException e) when (Failures.IsCancellation(e.FailureDetails))
+        {
+            return new BatchOutcome(batch, null, "The batch was cancelled.", Cancelled: true);
         }
         catch (TaskFailedException e)
         {

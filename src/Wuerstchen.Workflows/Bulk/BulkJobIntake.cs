@@ -35,7 +35,7 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
         var (job, rejection) = BulkJobParser.Parse(message, maxPrompts);
         if (job is not null)
         {
-            var settingsErrors = BulkPlanner.SettingsErrors(job, limits.Value, models.Exists, modelOptions.Value.Precision);
+            var settingsErrors = BulkPlanner.SettingsErrors(job, limits.Value, models.Problem, modelOptions.Value.Precision);
             if (settingsErrors.Count > 0)
                 rejection = new BulkJobRejection("settings: " + string.Join(" ", settingsErrors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")));
             else if (job.PromptsBlob is { } blob && !await PromptsBlobExistsAsync(blob, cancellationToken).ConfigureAwait(false))
@@ -43,7 +43,7 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
             else if (job.PromptsBlob is { } file)
                 rejection = await PromptsBlobProblemAsync(file, maxPrompts, cancellationToken).ConfigureAwait(false);
             else if (BulkPlanner.WorkProblem(BulkPlanner.Plan(job, job.Prompts!.Select(p => ((BulkPrompt?)p, (string?)null)).ToArray(), limits.Value,
-                         models.Exists, modelOptions.Value.Precision, bulkOptions.Value.BatchSize), bulkOptions.Value.MaxWorkPerJob) is { } overBudget)
+                         models.Problem, modelOptions.Value.Precision, bulkOptions.Value.EffectiveBatchSize(modelOptions.Value)), bulkOptions.Value.MaxWorkPerJob) is { } overBudget)
                 rejection = new BulkJobRejection(overBudget);
         }
         if (rejection is not null)
@@ -70,7 +70,7 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
         }
 
         var options = bulkOptions.Value;
-        var input = new BulkJobInput(job.JobId, workflowOptions.Value.Retry, options.MaxParallelism, options.BatchSize);
+        var input = new BulkJobInput(job.JobId, workflowOptions.Value.Retry, options.MaxParallelism, options.EffectiveBatchSize(modelOptions.Value));
         await client.ScheduleNewOrchestrationInstanceAsync(BulkGenerateOrchestration.Name, input, new StartOrchestrationOptions(instanceId), cancellationToken).ConfigureAwait(false);
         LogStarted(job.JobId, instanceId);
         return new IntakeOutcome(IntakeDisposition.Started, job.JobId);

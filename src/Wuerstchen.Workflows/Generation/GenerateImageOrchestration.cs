@@ -5,7 +5,8 @@ namespace Wuerstchen.Workflows.Generation;
 
 /// <summary>Input of <see cref="GenerateImageOrchestration"/>: references only, never tensors.</summary>
 /// <param name="RequireStageC">A re-decode: the Stage C blob must already exist; it is never recomputed.</param>
-public sealed record GenerationJob(string GenerationId, BatchRef Batch, RetrySettings Retry, bool RequireStageC = false);
+/// <param name="BulkJobId">The bulk job this is a batch of; null for a generation of its own.</param>
+public sealed record GenerationJob(string GenerationId, BatchRef Batch, RetrySettings Retry, bool RequireStageC = false, string? BulkJobId = null);
 
 /// <summary>What an activity works on: the generation (for progress) and its batch.</summary>
 public sealed record StageWork(string GenerationId, BatchRef Batch, bool RequireStageC = false);

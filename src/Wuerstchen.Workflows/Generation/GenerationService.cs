@@ -4,6 +4,7 @@ using System.Text.Json;
 using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Options;
+using Wuerstchen.Pipeline;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
@@ -21,6 +22,19 @@ public enum StartDisposition
 
 /// <summary>The outcome of starting a generation (or a re-decode).</summary>
 public sealed record StartOutcome(StartDisposition Disposition, string? GenerationId, IReadOnlyDictionary<string, string[]>? Errors = null);
+
+/// <summary>What a cancel request found.</summary>
+public enum CancelOutcome
+{
+    /// <summary>No generation (or bulk batch) has this id; an id of another kind counts as none.</summary>
+    NotFound,
+
+    /// <summary>It has already ended.</summary>
+    Ended,
+
+    /// <summary>It was pending or running: its stage stops at its next step.</summary>
+    Cancelling,
+}
 
 /// <summary>A re-decode of an earlier generation's Stage C latents with other Stage B settings.</summary>
 [System.Text.Json.Serialization.JsonUnmappedMemberHandling(System.Text.Json.Serialization.JsonUnmappedMemberHandling.Disallow)]
@@ -48,8 +62,8 @@ public sealed record GenerationStatus(
 /// Starts, inspects and cancels generations: validation, idempotency keys, plan blobs, scheduling. Shared by the HTTP
 /// API and the CLI; the Durable client is passed per call as the Functions host hands it to each invocation.
 /// </summary>
-public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, ModelLocator models, IOptions<ModelOptions> modelOptions,
-    IOptions<GenerationLimits> limits, IOptions<WorkflowOptions> workflowOptions)
+public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, ModelLocator models, GenerationCancellation cancellation,
+    IOptions<ModelOptions> modelOptions, IOptions<GenerationLimits> limits, IOptions<WorkflowOptions> workflowOptions)
 {
     private const string RequestHashMetadata = "requestHash";
 
@@ -73,7 +87,7 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
         // A fine-tuned prior is pinned to its newest revision now: the plan, the blob keys, the resident model and the
         // recipe in the PNGs then name the weights this request got. The idempotency fingerprint is the request as sent.
         var pinned = request?.PriorModel is { } prior ? request with { PriorModel = models.Pin(prior) } : request;
-        var validated = GenerationRequestValidator.Validate(pinned, limits.Value, models.Exists, modelOptions.Value.Precision);
+        var validated = GenerationRequestValidator.Validate(pinned, limits.Value, models.Problem, modelOptions.Value.Precision);
         if (!validated.IsValid)
             return new StartOutcome(StartDisposition.Invalid, null, validated.Errors);
         string fingerprint = Fingerprint(request);
@@ -104,8 +118,8 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
             errors["decoderSteps"] = [$"{request.DecoderSteps} is outside 1 … {limit.MaxDecoderSteps}."];
         if (request.DecoderGuidance is { } g && (!double.IsFinite(g) || g < 0 || g > limit.MaxGuidance))
             errors["decoderGuidance"] = [$"{g} is outside 0 … {limit.MaxGuidance}."];
-        if (request.DecoderModel is { } model && !models.Exists(model))
-            errors["decoderModel"] = [$"Unknown model '{model}'."];
+        if (request.DecoderModel is { } model && models.Problem(model, ModelRole.Decoder) is { } modelProblem)
+            errors["decoderModel"] = [modelProblem];
         if (errors.Count > 0)
             return new StartOutcome(StartDisposition.Invalid, null, errors);
 
@@ -124,9 +138,10 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
         return await StartBatchAsync(client, batch, GenerationIdFor(idempotencyKey), fingerprint, requireStageC: true, cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Where the generation (or bulk batch) stands; null when there is none, or the id is of another kind (a bulk job, a fine-tune).</summary>
     public async Task<GenerationStatus?> GetStatusAsync(DurableTaskClient client, string generationId, CancellationToken cancellationToken)
     {
-        var instance = await client.GetInstanceAsync(generationId, getInputsAndOutputs: true, cancellationToken).ConfigureAwait(false);
+        var instance = await GetGenerationAsync(client, generationId, cancellationToken).ConfigureAwait(false);
         if (instance is null)
             return null;
         var custom = instance.SerializedCustomStatus is { } status ? JsonSerializer.Deserialize<GenerationCustomStatus>(status) : null;
@@ -137,13 +152,15 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
         GenerationBatch? batch = null;
         try
         {
-            batch = await plans.ReadAsync(new BatchRef(PlanBlobFor(generationId), 0), cancellationToken).ConfigureAwait(false);
+            // A bulk batch's plan is one entry of its job's plan; the orchestration's input says which.
+            var planned = instance.SerializedInput is null ? null : instance.ReadInputAs<GenerationJob>()?.Batch;
+            batch = await plans.ReadAsync(planned ?? new BatchRef(PlanBlobFor(generationId), 0), cancellationToken).ConfigureAwait(false);
         }
         catch (BlobNotFoundException)
         {
         }
         return new GenerationStatus(generationId, instance.RuntimeStatus.ToString(), custom?.Stage, progress,
-            instance.CreatedAt, instance.LastUpdatedAt, instance.FailureDetails?.ErrorMessage, result, batch);
+            instance.CreatedAt, instance.LastUpdatedAt, ErrorText.WithoutPaths(instance.FailureDetails?.ErrorMessage), result, batch);
     }
 
     /// <summary>Waits up to <paramref name="timeout"/> for the generation to end; the status either way.</summary>
@@ -172,14 +189,30 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
         return images is not null && index >= 0 && index < images.Count ? images[index] : null;
     }
 
-    /// <summary>Stops a pending or running generation; false when it does not exist or has already ended.</summary>
-    public async Task<bool> CancelAsync(DurableTaskClient client, string generationId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Stops a pending or running generation: its cancel marker stops the running stage at its next step, wherever it
+    /// runs, and a generation of its own is terminated. A batch of a bulk job is only marked: its stage fails as
+    /// cancelled (never retried), and the bulk job records the batch's prompts as cancelled and goes on.
+    /// </summary>
+    public async Task<CancelOutcome> CancelAsync(DurableTaskClient client, string generationId, CancellationToken cancellationToken)
     {
-        var instance = await client.GetInstanceAsync(generationId, cancellationToken).ConfigureAwait(false);
-        if (instance is null || instance.IsCompleted)
-            return false;
-        await client.TerminateInstanceAsync(generationId, "Cancelled by the client.", cancellationToken).ConfigureAwait(false);
-        return true;
+        var instance = await GetGenerationAsync(client, generationId, cancellationToken).ConfigureAwait(false);
+        if (instance is null)
+            return CancelOutcome.NotFound;
+        if (instance.IsCompleted)
+            return CancelOutcome.Ended;
+        const string reason = "Cancelled by the client.";
+        await cancellation.RequestAsync(generationId, reason, cancellationToken).ConfigureAwait(false);
+        if (instance.ReadInputAs<GenerationJob>()?.BulkJobId is null)
+            await client.TerminateInstanceAsync(generationId, reason, cancellationToken).ConfigureAwait(false);
+        return CancelOutcome.Cancelling;
+    }
+
+    /// <summary>The GenerateImage instance with this id (a generation or a bulk batch); null for none or another kind.</summary>
+    private static async Task<OrchestrationMetadata?> GetGenerationAsync(DurableTaskClient client, string generationId, CancellationToken cancellationToken)
+    {
+        var instance = await client.GetInstanceAsync(generationId, getInputsAndOutputs: true, cancellationToken).ConfigureAwait(false);
+        return instance?.Name == GenerateImageOrchestration.Name ? instance : null;
     }
 
     private async Task<StartOutcome> StartBatchAsync(DurableTaskClient client, GenerationBatch batch, string generationId, string fingerprint, bool requireStageC, CancellationToken cancellationToken)

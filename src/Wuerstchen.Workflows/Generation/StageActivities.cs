@@ -1,48 +1,90 @@
+using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Wuerstchen.Models.IO;
+using Wuerstchen.Pipeline;
 using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
 
 namespace Wuerstchen.Workflows.Generation;
 
 /// <summary>A re-decode whose Stage C latents are gone: nothing to decode from, and recomputing would defeat its purpose.</summary>
 public sealed class StageCMissingException(string blob)
-    : Exception($"The Stage C latents '{blob}' do not exist; generate the image again instead of re-decoding it.");
+    : PermanentFailureException($"The Stage C latents '{blob}' do not exist; generate the image again instead of re-decoding it.");
 
-/// <summary>The three stage activities: load the batch from its plan blob, run the stage, publish progress.</summary>
-public sealed class StageActivities(GenerationStages stages, BatchPlanStore plans, IBlobStore store, IOptions<WorkflowOptions> options, ILogger<StageActivities> logger)
+/// <summary>
+/// The three stage activities: load the batch from its plan blob, run the stage under the generation's cancellation
+/// (<see cref="GenerationCancellation"/>), publish progress. A failure another attempt cannot cure is thrown as a
+/// <see cref="PermanentFailureException"/>, so the retry policy fails the generation at once.
+/// </summary>
+public sealed partial class StageActivities(GenerationStages stages, BatchPlanStore plans, IBlobStore store, GenerationCancellation cancellation,
+    IOptions<WorkflowOptions> options, ILogger<StageActivities> logger)
 {
     public const string StageC = "StageC";
     public const string StageB = "StageB";
     public const string StageA = "StageA";
 
-    public async Task<StageResult> RunStageCAsync(StageWork work, CancellationToken cancellationToken)
-    {
-        var batch = await plans.ReadAsync(work.Batch, cancellationToken).ConfigureAwait(false);
-        if (work.RequireStageC)
+    public Task<StageResult> RunStageCAsync(StageWork work, CancellationToken cancellationToken) =>
+        RunAsync(StageC, work, async (batch, progress, token) =>
         {
-            string blob = GenerationStages.StageCBlob(batch);
-            if (!await store.ExistsAsync(blob, cancellationToken).ConfigureAwait(false))
-                throw new StageCMissingException(blob);
-            return new StageResult([blob], Reused: true);
+            if (work.RequireStageC)
+            {
+                string blob = GenerationStages.StageCBlob(batch);
+                if (!await store.ExistsAsync(blob, token).ConfigureAwait(false))
+                    throw new StageCMissingException(blob);
+                return new StageResult([blob], Reused: true);
+            }
+            return await stages.RunStageCAsync(batch, progress, token).ConfigureAwait(false);
+        }, cancellationToken);
+
+    public Task<StageResult> RunStageBAsync(StageWork work, CancellationToken cancellationToken) =>
+        RunAsync(StageB, work, stages.RunStageBAsync, cancellationToken);
+
+    public Task<StageResult> RunStageAAsync(StageWork work, CancellationToken cancellationToken) =>
+        RunAsync(StageA, work, stages.RunStageAAsync, cancellationToken);
+
+    private async Task<StageResult> RunAsync(string stage, StageWork work, Func<GenerationBatch, IProgress<StageProgress>, CancellationToken, Task<StageResult>> run,
+        CancellationToken cancellationToken)
+    {
+        await using var watch = await cancellation.WatchAsync(work.GenerationId, cancellationToken).ConfigureAwait(false);
+        GenerationBatch? batch = null;
+        try
+        {
+            batch = await plans.ReadAsync(work.Batch, watch.Token).ConfigureAwait(false);
+            await using var progress = new ProgressPublisher(store, work.GenerationId, options.Value.ProgressInterval, logger);
+            return await run(batch, watch.Observe(progress), watch.Token).ConfigureAwait(false);
         }
-        await using var progress = Progress(work);
-        return await stages.RunStageCAsync(batch, progress, cancellationToken).ConfigureAwait(false);
+        catch (OperationCanceledException) when (watch.CancelledByClient)
+        {
+            LogStopped(stage, work.GenerationId);
+            throw new GenerationCancelledException(work.GenerationId);
+        }
+        catch (Exception e) when (Permanent(stage, batch, e) is { } permanent)
+        {
+            LogPermanent(e, stage, work.GenerationId);
+            if (ReferenceEquals(permanent, e))
+                throw;
+            throw permanent;
+        }
     }
 
-    public async Task<StageResult> RunStageBAsync(StageWork work, CancellationToken cancellationToken)
+    /// <summary>The permanent failure <paramref name="e"/> stands for; null when another attempt could succeed.</summary>
+    private static Exception? Permanent(string stage, GenerationBatch? batch, Exception e) => e switch
     {
-        var batch = await plans.ReadAsync(work.Batch, cancellationToken).ConfigureAwait(false);
-        await using var progress = Progress(work);
-        return await stages.RunStageBAsync(batch, progress, cancellationToken).ConfigureAwait(false);
-    }
+        PermanentFailureException or ModelNotLoadableException => e,
+        _ when Failures.IsOutOfMemory(e) => new StageOutOfMemoryException(stage, Describe(batch), e),
+        InvalidDataException or SafetensorsFormatException or JsonException => new InvalidStageDataException(stage, ErrorText.WithoutPaths(e.Message)!, e),
+        _ => null,
+    };
 
-    public async Task<StageResult> RunStageAAsync(StageWork work, CancellationToken cancellationToken)
-    {
-        var batch = await plans.ReadAsync(work.Batch, cancellationToken).ConfigureAwait(false);
-        await using var progress = Progress(work);
-        return await stages.RunStageAAsync(batch, progress, cancellationToken).ConfigureAwait(false);
-    }
+    private static string Describe(GenerationBatch? batch) => batch is null
+        ? "this batch"
+        : $"{batch.Items.Count * batch.Settings.ImagesPerPrompt} image(s) of {batch.Settings.Width}×{batch.Settings.Height}";
 
-    private ProgressPublisher Progress(StageWork work) => new(store, work.GenerationId, options.Value.ProgressInterval, logger);
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Stage} of generation {GenerationId} stopped: the generation was cancelled")]
+    private partial void LogStopped(string stage, string generationId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "{Stage} of generation {GenerationId} failed permanently; it is not retried")]
+    private partial void LogPermanent(Exception exception, string stage, string generationId);
 }

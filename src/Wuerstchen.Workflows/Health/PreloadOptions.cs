@@ -18,4 +18,15 @@ public sealed class PreloadOptions
 
     /// <summary>The Stage B/A model requests get when they name none; empty to preload no decoder.</summary>
     public string Decoder { get; set; } = ModelNames.DefaultDecoder;
+
+    public IReadOnlyList<string> Validate()
+    {
+        var errors = new List<string>();
+        foreach (var (key, value) in new[] { (nameof(Prior), Prior), (nameof(Decoder), Decoder) })
+        {
+            if (!string.IsNullOrEmpty(value) && !Wuerstchen.Pipeline.Models.ModelLocator.IsWellFormed(value))
+                errors.Add($"{Section}:{key} is '{value}'; name a model (such as {(key == nameof(Prior) ? ModelNames.DefaultPrior : ModelNames.DefaultDecoder)}) or leave it empty to preload none.");
+        }
+        return errors;
+    }
 }

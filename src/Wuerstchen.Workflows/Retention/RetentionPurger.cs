@@ -107,13 +107,14 @@ public sealed partial class RetentionPurger(IBlobStore store, BatchPlanStore pla
         return (instanceId[BulkPrefix.Length..marker], index);
     }
 
-    /// <summary>The blobs an instance owns by name: a generation's plan and progress; a bulk job's request, plan and entries (and manifest, with its images).</summary>
+    /// <summary>The blobs an instance owns by name: a generation's plan, progress and cancel marker; a bulk job's request, plan and entries (and manifest, with its images).</summary>
     private static IEnumerable<string> OwnBlobs(string instanceId, string name, bool withImages)
     {
         if (instanceId.StartsWith(GenerationPrefix, StringComparison.Ordinal))
-            return [GenerationService.PlanBlobFor(instanceId), ProgressPublisher.BlobNameFor(instanceId)];
+            return [GenerationService.PlanBlobFor(instanceId), ProgressPublisher.BlobNameFor(instanceId), GenerationCancellation.MarkerBlobFor(instanceId)];
+        // A batch's cancel marker goes with it: a job started again under the same id must not find its batches cancelled.
         if (BulkBatch(instanceId, name) is not null)
-            return [ProgressPublisher.BlobNameFor(instanceId)];
+            return [ProgressPublisher.BlobNameFor(instanceId), GenerationCancellation.MarkerBlobFor(instanceId)];
         string job = instanceId[BulkPrefix.Length..];
         string[] own = [BulkBlobs.Request(job), BulkBlobs.Plan(job), BulkBlobs.Entries(job)];
         return withImages ? [.. own, BulkBlobs.Manifest(job), BulkBlobs.Summary(job)] : own;

@@ -71,7 +71,7 @@ public sealed partial class FineTuneScheduler(IBlobStore store, FineTuneService 
 
         // A fine-tuned base prior is pinned to its newest revision: a new revision of the base is a new recipe to train.
         var pinned = request with { RunId = null, BasePrior = request.BasePrior is { } basePrior ? models.Pin(basePrior) : null };
-        var validated = FineTuneRequestValidator.Validate(pinned, training.Value, models.Exists, () => "pending");
+        var validated = FineTuneRequestValidator.Validate(pinned, training.Value, models.Problem, () => "pending");
         if (!validated.IsValid)
             return Skip("invalid request: " + string.Join(" ", validated.Errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")));
         var run = validated.Run!;

@@ -3,6 +3,7 @@ using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Wuerstchen.Pipeline;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
 using Wuerstchen.Pipeline.Training;
@@ -51,7 +52,7 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
     {
         // A fine-tuned base prior is pinned to its newest revision, so the run records the weights it starts from.
         var pinned = request?.BasePrior is { } basePrior ? request with { BasePrior = models.Pin(basePrior) } : request;
-        var validated = FineTuneRequestValidator.Validate(pinned, training.Value, models.Exists, NewRunId);
+        var validated = FineTuneRequestValidator.Validate(pinned, training.Value, models.Problem, NewRunId);
         if (!validated.IsValid)
             return new StartOutcome(StartDisposition.Invalid, null, validated.Errors);
         var run = validated.Run!;
@@ -129,9 +130,10 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
                "`wuerstchen models convert model_v2_stage_b.pt effnet/ --key effnet_state_dict` into the model root (docs/fine-tuning.md §1).";
     }
 
+    /// <summary>Where the fine-tune stands; null when there is none, or the id is of another kind (a generation, a bulk job).</summary>
     public async Task<FineTuneStatus?> GetStatusAsync(DurableTaskClient client, string id, CancellationToken cancellationToken)
     {
-        var instance = await client.GetInstanceAsync(id, getInputsAndOutputs: true, cancellationToken).ConfigureAwait(false);
+        var instance = await GetFineTuneAsync(client, id, cancellationToken).ConfigureAwait(false);
         if (instance is null)
             return null;
         var input = instance.SerializedInput is null ? null : instance.ReadInputAs<FineTuneInput>();
@@ -187,7 +189,7 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
             prepared?.Items.Count,
             prepared?.Problems ?? [],
             result,
-            WorkflowFailures.Message(instance.FailureDetails),
+            ErrorText.WithoutPaths(WorkflowFailures.Message(instance.FailureDetails)),
             instance.CreatedAt,
             instance.LastUpdatedAt,
             run,
@@ -195,20 +197,27 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
             prepared?.LongCaptions ?? []);
     }
 
-
     /// <summary>
     /// Stops a pending or running fine-tune: releases its run's lease (the training loop stops at its next step,
-    /// without a checkpoint) and terminates the instance. False when it does not exist or has already ended.
+    /// without a checkpoint) and terminates the instance. False when it does not exist (or is of another kind) or has
+    /// already ended.
     /// </summary>
     public async Task<bool> CancelAsync(DurableTaskClient client, string id, CancellationToken cancellationToken)
     {
-        var instance = await client.GetInstanceAsync(id, getInputsAndOutputs: true, cancellationToken).ConfigureAwait(false);
+        var instance = await GetFineTuneAsync(client, id, cancellationToken).ConfigureAwait(false);
         if (instance is null || instance.IsCompleted)
             return false;
         if (instance.SerializedInput is not null && instance.ReadInputAs<FineTuneInput>() is { } input)
             await FineTuneRuns.ReleaseLeaseAsync(store, input.RunId, cancellationToken).ConfigureAwait(false);
         await client.TerminateInstanceAsync(id, "Cancelled by the client.", cancellationToken).ConfigureAwait(false);
         return true;
+    }
+
+    /// <summary>The FineTuneStageC instance with this id; null for none or another kind.</summary>
+    private static async Task<OrchestrationMetadata?> GetFineTuneAsync(DurableTaskClient client, string id, CancellationToken cancellationToken)
+    {
+        var instance = await client.GetInstanceAsync(id, getInputsAndOutputs: true, cancellationToken).ConfigureAwait(false);
+        return instance?.Name == FineTuneOrchestration.Name ? instance : null;
     }
 
     /// <summary>The published fine-tuned versions with their revisions, the most recently published first.</summary>

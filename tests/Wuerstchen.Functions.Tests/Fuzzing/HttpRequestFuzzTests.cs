@@ -46,7 +46,7 @@ public sealed class HttpRequestFuzzTests
                 answered400++;
                 return;
             }
-            var validated = GenerationRequestValidator.Validate(parsed, limits, name => name.StartsWith("warp-ai/", StringComparison.Ordinal), "float32");
+            var validated = GenerationRequestValidator.Validate(parsed, limits, (name, _) => name.StartsWith("warp-ai/", StringComparison.Ordinal) ? null : $"Unknown model '{name}'.", "float32");
             Assert.True(validated.IsValid == (validated.Batch is not null));
             if (validated.IsValid)
             {

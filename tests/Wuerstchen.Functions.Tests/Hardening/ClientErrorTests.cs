@@ -36,7 +36,7 @@ public sealed class ClientErrorTests
 
         // The CLI and the bulk planner hand strings to the validator directly: it refuses them too, before the tokenizer.
         var validated = Pipeline.Generation.GenerationRequestValidator.Validate(
-            new Pipeline.Generation.GenerationRequest { Prompt = "a cat \ud800", NegativePrompt = "\udc00" }, new Pipeline.Generation.GenerationLimits(), _ => true, "float32");
+            new Pipeline.Generation.GenerationRequest { Prompt = "a cat \ud800", NegativePrompt = "\udc00" }, new Pipeline.Generation.GenerationLimits(), (_, _) => null, "float32");
         Assert.Contains("unpaired UTF-16 surrogate", Assert.Single(validated.Errors["prompt"]));
         Assert.Contains("unpaired UTF-16 surrogate", Assert.Single(validated.Errors["negativePrompt"]));
     }

@@ -103,4 +103,16 @@ public sealed class CapturingNoise(INoiseSource inner) : INoiseSource
         Draws.Add(draw.clone().DetachFromDisposeScope());
         return draw;
     }
+
+    /// <summary>Forwards to the inner source's own up-front drawing (the path sampling uses) and keeps each draw.</summary>
+    public Tensor RandnSequence(int count, long[] shape, ScalarType dtype, Device device)
+    {
+        var draws = inner.RandnSequence(count, shape, dtype, device);
+        for (int i = 0; i < count; i++)
+        {
+            using var draw = draws[i];
+            Draws.Add(draw.clone().DetachFromDisposeScope());
+        }
+        return draws;
+    }
 }

@@ -75,6 +75,39 @@ public sealed class WuerstchenTextToImagePipelineTests
         Assert.True(levels <= 1, $"{caseName}: 8-bit images differ by {levels} levels");
     }
 
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void StageAToBytesOnTheDeviceGivesTheBytesOfConvertingOnTheHost(string caseName)
+    {
+        using var scope = NewDisposeScope();
+        using var fixture = PipelineCase.Open(caseName);
+        using var decoder = WuerstchenDecoderPipeline.FromRepository(ModelRepository.Open(ParityFixtures.PathOf("models/decoder-pipeline")));
+        var latents = fixture.Load($"decoder.latents.{fixture.Count("decoder.latents.") - 1}");
+        var bytes = decoder.DecodeToBytes(latents);
+        Assert.Equal(ScalarType.Byte, bytes.dtype);
+        Assert.Equal(fixture.Load("images_uint8").shape, bytes.shape);
+        Parity.AssertEqual(bytes, PngImages.ToBytes(decoder.Decode(latents)), $"{caseName} 8-bit images");
+    }
+
+    [Fact]
+    public void StageADecodingInChunksGivesTheImagesOfOneDecode()
+    {
+        using var scope = NewDisposeScope();
+        string caseName = PipelineCase.Names("pipeline_").First(name =>
+        {
+            using var candidate = PipelineCase.Open(name);
+            return candidate.HasDecoder;
+        });
+        using var fixture = PipelineCase.Open(caseName);
+        var latents = fixture.Load($"decoder.latents.{fixture.Count("decoder.latents.") - 1}");
+        Assert.True(latents.shape[0] > 1, $"{caseName} has a single image; chunking needs two");
+        var repository = ModelRepository.Open(ParityFixtures.PathOf("models/decoder-pipeline"));
+        using var whole = WuerstchenDecoderPipeline.FromRepository(repository);
+        using var chunked = WuerstchenDecoderPipeline.FromRepository(repository, new InferenceOptions { DecodeBatch = 1 });
+        Parity.AssertClose(chunked.Decode(latents), whole.Decode(latents), Parity.ModuleTolerance, "images decoded one at a time");
+        Assert.Equal(whole.DecodeToBytes(latents).shape, chunked.DecodeToBytes(latents).shape);
+    }
+
     /// <summary>
     /// Images from our own trajectory. With random weights the latents reach 10⁵ and more, so float32 rounding alone
     /// (a few ulp per step, within the trajectory tolerance) moves single pixels of the decoded image by more than

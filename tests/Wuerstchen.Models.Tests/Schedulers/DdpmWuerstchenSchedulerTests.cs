@@ -74,6 +74,55 @@ public sealed class DdpmWuerstchenSchedulerTests
     }
 
     [Fact]
+    public void ThePreparedScheduleAlsoMatchesTheReferenceChain()
+    {
+        using var scope = NewDisposeScope();
+        using var reference = Parity.OpenCase("scheduler");
+        var timesteps = reference.Load("timesteps_default_stage_c");
+        var scheduler = FixtureScheduler();
+        scheduler.SetTimesteps(timesteps.data<float>().Select(t => (double)t).ToArray());
+        var modelOutput = reference.Load("model_output");
+        var sample = reference.Load("sample");
+        using var schedule = scheduler.Prepare(sample.shape[0], (int)sample.dim(), CPU);
+        Assert.Equal(scheduler.StepCount, schedule.StepCount);
+        for (int i = 0; i < schedule.StepCount; i++)
+        {
+            Parity.AssertEqual(schedule.Ratio[i], timesteps[i].expand(sample.shape[0]), $"ratio of step {i}");
+            sample = schedule.Step(i, modelOutput, sample, reference.Load($"step.{i}.noise"));
+            Parity.AssertClose(sample, reference.Load($"step.{i}.prev_sample"), Parity.SchedulerTolerance, $"prepared step {i}");
+        }
+    }
+
+    /// <summary>The prepared coefficients are the same float32 operations as a step's own: bit for bit, in every dtype.</summary>
+    [Theory]
+    [InlineData(ScalarType.Float32, 0)]
+    [InlineData(ScalarType.BFloat16, 0)]
+    [InlineData(ScalarType.Float32, 12)]
+    [InlineData(ScalarType.Float16, 7)]
+    public void APreparedStepEqualsAStepBitForBit(ScalarType dtype, int steps)
+    {
+        using var scope = NewDisposeScope();
+        var scheduler = new DdpmWuerstchenScheduler(new DdpmWuerstchenSchedulerConfig());
+        if (steps == 0)
+            scheduler.SetTimesteps(DdpmWuerstchenScheduler.DefaultStageCTimesteps);
+        else
+            scheduler.SetTimesteps(steps);
+        using var generator = new Generator(11, CPU);
+        var sample = randn([3, 4, 5, 6], generator: generator).to(dtype);
+        var viaStep = sample;
+        using var schedule = scheduler.Prepare(3, 4, CPU);
+        for (int i = 0; i < scheduler.StepCount; i++)
+        {
+            var modelOutput = randn([3, 4, 5, 6], generator: generator).to(dtype);
+            var noise = randn([3, 4, 5, 6], generator: generator).to(dtype);
+            viaStep = scheduler.Step(modelOutput, scheduler.Timesteps[i].expand(3), viaStep, noise);
+            sample = schedule.Step(i, modelOutput, sample, noise);
+            Assert.Equal(dtype, sample.dtype);
+            Parity.AssertEqual(sample, viaStep, $"step {i} in {dtype}");
+        }
+    }
+
+    [Fact]
     public void LastStepAddsNoNoise()
     {
         using var scope = NewDisposeScope();

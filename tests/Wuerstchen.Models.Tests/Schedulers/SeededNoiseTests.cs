@@ -42,6 +42,54 @@ public sealed class SeededNoiseTests
         Parity.AssertEqual(randn(global.shape), global, "randn after manual_seed");
     }
 
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.BFloat16)]
+    [InlineData(ScalarType.Float16)]
+    public void AStageDrawnUpFrontHoldsTheSameNumbersAsOneDrawPerStep(ScalarType dtype)
+    {
+        using var scope = NewDisposeScope();
+        long[] shape = [2, 4, 3, 5];
+        using var upFront = new SeededNoise(42);
+        using var stepwise = new SeededNoise(42);
+        var sequence = upFront.RandnSequence(6, shape, dtype, CPU);
+        Assert.Equal([6L, .. shape], sequence.shape);
+        Assert.Equal(dtype, sequence.dtype);
+        for (int d = 0; d < 6; d++)
+            Parity.AssertEqual(sequence[d], stepwise.Randn(shape, dtype), $"draw {d}");
+        // The stream continues where the sequence left it.
+        Parity.AssertEqual(upFront.Randn([7], dtype), stepwise.Randn([7], dtype), "the draw after the sequence");
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)] // as the pipelines call it: the workers must draw under inference mode too
+    public void StreamsDrawingTheirOwnRowsInParallelMatchEachStreamDrawingAlone(bool inInferenceMode)
+    {
+        using var scope = NewDisposeScope();
+        using var mode = inInferenceMode ? inference_mode() : null;
+        ulong[] seeds = [3, 1234, 7, 99, 5];
+        const long rows = 2;
+        long[] shape = [seeds.Length * rows, 16, 3, 3];
+        var streams = seeds.Select(s => new SeededNoise(s)).ToArray();
+        try
+        {
+            var sequence = SeededNoise.DrawSequence(streams, rows, 4, shape, ScalarType.Float32, CPU);
+            for (int s = 0; s < seeds.Length; s++)
+            {
+                using var alone = new SeededNoise(seeds[s]);
+                for (int d = 0; d < 4; d++)
+                    Parity.AssertEqual(sequence[d].narrow(0, s * rows, rows), alone.Randn([rows, .. shape[1..]]), $"stream {s}, draw {d}");
+            }
+        }
+        finally
+        {
+            foreach (var stream in streams)
+                stream.Dispose();
+        }
+        Assert.Throws<ArgumentException>(() => SeededNoise.DrawSequence(streams, rows, 1, [7, 1], ScalarType.Float32, CPU));
+    }
+
     [Fact]
     public void SavedStateResumesTheSameStream()
     {

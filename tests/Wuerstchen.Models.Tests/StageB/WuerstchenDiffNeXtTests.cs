@@ -32,6 +32,31 @@ public sealed class WuerstchenDiffNeXtTests
     }
 
     [Fact]
+    public void TheConditionMappedOnceGivesEveryStepTheSameOutputAsAFullForwardPass()
+    {
+        using var scope = NewDisposeScope();
+        using var reference = Parity.OpenCase("decoder_forward");
+        var decoder = WuerstchenDiffNeXt.FromComponent(ModelRepository.Open(ParityFixtures.PathOf("models/decoder-pipeline")).Component("decoder"));
+        using var inference = inference_mode();
+        var (x, r, effnet, clip) = (reference.Load("x"), reference.Load("r"), reference.Load("effnet"), reference.Load("clip"));
+        var condition = decoder.MapCondition(effnet, clip, x.shape[2], x.shape[3]);
+        foreach (var (step, ratio) in new[] { (x, r), (x * 0.5, r * 0.25), (x.flip(0), r.flip(0)) })
+            Parity.AssertEqual(decoder.Forward(step, ratio, condition), decoder.forward(step, ratio, effnet, clip), "a step with the mapped condition");
+
+        long multiple = decoder.Config.SpatialGranularity;
+        var other = zeros(x.shape[0], x.shape[1], x.shape[2] + multiple, x.shape[3]);
+        Assert.Contains("mapped for", Assert.Throws<ArgumentException>(() => decoder.Forward(other, r, condition)).Message);
+    }
+
+    [Fact]
+    public void IsBuiltOnTheDeviceInTheDtypeItIsAskedFor()
+    {
+        using var scope = NewDisposeScope();
+        var loaded = WuerstchenDiffNeXt.FromComponent(ModelRepository.Open(ParityFixtures.PathOf("models/decoder-pipeline")).Component("decoder"), ScalarType.BFloat16);
+        Assert.All(loaded.state_dict(), entry => Assert.Equal(ScalarType.BFloat16, entry.Value.dtype));
+    }
+
+    [Fact]
     public void EffnetResizeMatchesTheReferenceAtEveryRecordedSize()
     {
         using var scope = NewDisposeScope();

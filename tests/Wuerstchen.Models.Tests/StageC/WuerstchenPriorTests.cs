@@ -28,6 +28,31 @@ public sealed class WuerstchenPriorTests
     }
 
     [Fact]
+    public void TheTextMappedOnceGivesEveryStepTheSameOutputAsAFullForwardPass()
+    {
+        using var scope = NewDisposeScope();
+        using var reference = Parity.OpenCase("prior_forward");
+        var prior = WuerstchenPrior.FromComponent(ModelRepository.Open(ParityFixtures.PathOf("models/prior-pipeline")).Component("prior"));
+        using var inference = inference_mode();
+        var (x, r, c) = (reference.Load("x"), reference.Load("r"), reference.Load("c"));
+        var condition = prior.MapCondition(c);
+        Assert.Equal(prior.Config.Depth, condition.KeyValues.Count);
+        foreach (var (step, ratio) in new[] { (x, r), (x * 0.5, r * 0.25), (x.flip(0), r.flip(0)) })
+            Parity.AssertEqual(prior.Forward(step, ratio, condition), prior.forward(step, ratio, c), "a step with the mapped condition");
+    }
+
+    [Fact]
+    public void IsBuiltOnTheDeviceInTheDtypeItIsAskedFor()
+    {
+        using var scope = NewDisposeScope();
+        var config = WuerstchenPriorConfig.Read(ModelRepository.Open(ParityFixtures.PathOf("models/prior-pipeline")).Component("prior").ConfigPath);
+        var prior = new WuerstchenPrior(config, CPU, ScalarType.BFloat16);
+        Assert.All(prior.state_dict(), entry => Assert.Equal(ScalarType.BFloat16, entry.Value.dtype));
+        var loaded = WuerstchenPrior.FromComponent(ModelRepository.Open(ParityFixtures.PathOf("models/prior-pipeline")).Component("prior"), ScalarType.Float16);
+        Assert.All(loaded.state_dict(), entry => Assert.Equal(ScalarType.Float16, entry.Value.dtype));
+    }
+
+    [Fact]
     public void BuildsThePublishedConfigurationWithTheSpecsTensorAndParameterCounts()
     {
         using var scope = NewDisposeScope();

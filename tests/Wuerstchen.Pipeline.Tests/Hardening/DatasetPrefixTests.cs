@@ -5,7 +5,7 @@ namespace Wuerstchen.Pipeline.Tests.Hardening;
 public sealed class DatasetPrefixTests
 {
     private static ValidatedFineTune Validate(string prefix) => FineTuneRequestValidator.Validate(
-        new FineTuneRequest { Dataset = new DatasetLocation { Prefix = prefix } }, new TrainingOptions(), _ => true, () => "run");
+        new FineTuneRequest { Dataset = new DatasetLocation { Prefix = prefix } }, new TrainingOptions(), (_, _) => null, () => "run");
 
     [Theory]
     [InlineData("images/", "'images/' holds the app's own blobs")]

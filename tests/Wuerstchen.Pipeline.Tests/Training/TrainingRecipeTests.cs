@@ -8,7 +8,7 @@ public sealed class TrainingRecipeTests
 
     private static FineTuneRun Resolve(FineTuneRequest request)
     {
-        var validated = FineTuneRequestValidator.Validate(request, Options, _ => true, () => "generated");
+        var validated = FineTuneRequestValidator.Validate(request, Options, (_, _) => null, () => "generated");
         Assert.True(validated.IsValid, string.Join("; ", validated.Errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")));
         return validated.Run!;
     }
@@ -79,7 +79,7 @@ public sealed class TrainingRecipeTests
             EmaUpdateEvery = 100,
             WarmupSteps = 30,
             EmaDecay = 1,
-        }, Options, _ => true, () => "generated");
+        }, Options, (_, _) => null, () => "generated");
         Assert.Equal(["emaDecay", "emaUpdateEvery", "warmupSteps"], validated.Errors.Keys.Order(StringComparer.Ordinal));
         Assert.Contains("the EMA would never update", validated.Errors["emaUpdateEvery"][0]);
         Assert.Contains("never reach its full value", validated.Errors["warmupSteps"][0]);
