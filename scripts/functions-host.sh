@@ -32,7 +32,9 @@ for file in Directory.Build.props Directory.Build.targets Directory.Packages.pro
 done
 start=$SECONDS
 echo "Building the Functions host from $tool into $cache (first time: restores ~240 packages)..." >&2
-built=$("$tool/build.sh" "$cache" | tail -n 1)
+# Without CI in its environment: under CI the host's SDK projects embed SourceLink and ask git for this checkout's
+# remote.origin.url, which a clone without an origin (or a worktree) does not have.
+built=$(env -u CI "$tool/build.sh" "$cache" | tail -n 1)
 [ "$built" = "$bin" ] || { echo "error: the host build put its output in '$built', not '$bin'." >&2; exit 1; }
 echo "$stamp" >"$cache/.stamp"
 echo "Functions host built in $((SECONDS - start)) s." >&2
