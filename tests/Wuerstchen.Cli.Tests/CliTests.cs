@@ -70,7 +70,7 @@ public sealed class CliTests : IDisposable
 
         var flag = await CliProcess.RunAsync(["generate", "a cat", "--models", _temp.File("empty-root"), "--offline", .. Store()], cancellationToken: Token);
         Assert.Equal(3, flag.ExitCode);
-        Assert.DoesNotContain("Fetching", flag.Output);
+        Assert.DoesNotContain("Fetching", flag.Output + flag.Error);
         Assert.Contains("offline mode is on (HF_HUB_OFFLINE=1 or --offline)", flag.Error);
         Assert.DoesNotContain("HubOptions", flag.Error);
 
