@@ -59,7 +59,8 @@ public static class DownloadProgressView
 }
 
 /// <summary>
-/// Download progress as plain lines: a line when a file starts (with its size, and where a download resumes), at most one
+/// Download progress as plain lines: a line when a file starts (with its size, and where a download resumes) or is
+/// resumed after an interruption, at most one
 /// line per <c>interval</c> while it runs (bytes, percentage, speed, time left), a line when it is done, and with
 /// <see cref="Finish"/> the total. Reports may come from several downloads at once.
 /// </summary>
@@ -85,18 +86,23 @@ public sealed class DownloadProgressLines(TextWriter output, TimeProvider clock,
             long now = clock.GetTimestamp();
             _firstTimestamp ??= now;
             bool complete = value.BytesDownloaded >= value.TotalBytes;
+            string resuming = value.BytesDownloaded > 0 ? $"resuming after {Size(value.BytesDownloaded)}" : "starting again";
             if (!_files.TryGetValue(value.Path, out var file))
             {
                 file = new FileState(value.BytesDownloaded, now);
                 _files.Add(value.Path, file);
-                if (complete)
+                if (complete && !value.Starting)
                 {
                     file.Done = true;
                     output.WriteLine($"  {value.Path}: {Size(value.TotalBytes)}, already downloaded");
                     return;
                 }
-                string resuming = value.BytesDownloaded > 0 ? $", resuming after {Size(value.BytesDownloaded)}" : "";
-                output.WriteLine($"  {value.Path}: downloading {Size(value.TotalBytes)}{resuming}");
+                output.WriteLine($"  {value.Path}: downloading {Size(value.TotalBytes)}{(value.BytesDownloaded > 0 ? ", " + resuming : "")}");
+            }
+            else if (value.Starting && !file.Done)
+            {
+                output.WriteLine($"  {value.Path}: interrupted, {resuming}");
+                file.LastLineTimestamp = now;
             }
             if (file.Done)
                 return;

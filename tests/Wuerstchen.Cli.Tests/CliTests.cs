@@ -191,7 +191,7 @@ public sealed class CliTests : IDisposable
         var download = await CliProcess.RunAsync(["models", "download", "warp-ai/wuerstchen-prior", "--models", root],
             new Dictionary<string, string?> { ["HF_ENDPOINT"] = hub.Endpoint.ToString() }, Token);
         Assert.True(download.ExitCode == 0, download.ToString());
-        Assert.Contains("prior/diffusion_pytorch_model.safetensors", download.Output);
+        Assert.Contains("prior/diffusion_pytorch_model.safetensors", download.Error); // progress goes to standard error
 
         var offline = await CliProcess.RunAsync(["models", "download", "warp-ai/wuerstchen-prior", "--models", root, "--offline"], cancellationToken: Token);
         Assert.Equal(0, offline.ExitCode);
