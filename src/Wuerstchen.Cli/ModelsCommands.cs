@@ -73,7 +73,7 @@ public sealed class ModelsDownloadCommand : AsyncCommand<ModelsDownloadCommand.S
     public sealed class Settings : ModelsSettings
     {
         [CommandArgument(0, "<REPO>")]
-        [Description("A Hub repository, e.g. warp-ai/wuerstchen-prior or warp-ai/wuerstchen.")]
+        [Description("A Hub repository, e.g. warp-ai/wuerstchen-prior or warp-ai/wuerstchen; REPO@REV for a revision, as `models list` shows it.")]
         public string Repository { get; init; } = "";
 
         [CommandOption("--fp16")]
@@ -93,19 +93,31 @@ public sealed class ModelsDownloadCommand : AsyncCommand<ModelsDownloadCommand.S
             var result = base.Validate();
             if (!result.Successful)
                 return result;
-            if (!HubModelName.IsRepositoryId(Repository))
+            var (repository, pinned) = HubModelName.Split(Repository);
+            if (!HubModelName.IsRepositoryId(repository))
                 return ValidationResult.Error($"REPO '{Repository}' is not a Hub repository id of the form owner/name, e.g. warp-ai/wuerstchen-prior.");
+            if (pinned is not null && !HubModelName.IsValidRevision(pinned))
+                return ValidationResult.Error($"REPO '{Repository}': '{pinned}' is not a revision; {HubModelName.RevisionRule}.");
+            if (pinned is not null && Revision is not null)
+                return ValidationResult.Error($"REPO '{Repository}' names its revision already; give it there or with --revision, not both.");
             if (Revision is not null && !HubModelName.IsValidRevision(Revision))
                 return ValidationResult.Error($"--revision '{Revision}' is not a revision; {HubModelName.RevisionRule}.");
             return ValidationResult.Success();
+        }
+
+        /// <summary>The repository and the revision to fetch, from REPO[@REV] and --revision.</summary>
+        public (string Repository, string Revision) Target()
+        {
+            var (repository, pinned) = HubModelName.Split(Repository);
+            return (repository, pinned ?? Revision ?? HuggingFaceHubClient.DefaultRevision);
         }
     }
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         var options = ModelAvailability.HubOptionsFor(CliConfiguration.ModelsRoot(settings.Configuration()), settings.Offline);
-        await ModelAvailability.DownloadAsync(settings.Repository, settings.Revision ?? HuggingFaceHubClient.DefaultRevision, options,
-            settings.Fp16 ? "fp16" : null, cancellationToken);
+        var (repository, revision) = settings.Target();
+        await ModelAvailability.DownloadAsync(repository, revision, options, settings.Fp16 ? "fp16" : null, cancellationToken);
         return ExitCodes.Success;
     }
 }

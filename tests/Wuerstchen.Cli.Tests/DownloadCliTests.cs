@@ -67,6 +67,13 @@ public sealed class DownloadCliTests : IDisposable
         Assert.Contains(progress, l => l.StartsWith("Downloaded ", StringComparison.Ordinal) && l.Contains(" files in ", StringComparison.Ordinal));
         Assert.Contains(progress, l => l.StartsWith("  model_index.json: ", StringComparison.Ordinal) && l.Contains(" done", StringComparison.Ordinal));
 
+        // The name `models list` shows downloads the same revision again: now from the cache, listed by that revision.
+        var again = await CliProcess.RunAsync(["models", "download", $"{HubFixtures.PriorRepo}@v1.0", "--models", root], HubEnvironment(), Token);
+        Assert.True(again.ExitCode == 0, again.ToString());
+        Assert.Contains($"{HubFixtures.PriorRepo}@v1.0: ", again.Output);
+        Assert.Equal(2, _hub.Requests.Count(r => r.Path == $"/api/models/{HubFixtures.PriorRepo}/revision/v1.0"));
+        Assert.DoesNotContain("Downloaded ", again.Error);
+
         var list = await CliProcess.RunAsync(["models", "list", "--models", root], cancellationToken: Token);
         Assert.Contains($"{HubFixtures.PriorRepo}@v1.0\tWuerstchenPriorPipeline\t", list.Output);
         Assert.Contains(TaggedCommit, list.Output);
@@ -132,8 +139,12 @@ public sealed class DownloadCliTests : IDisposable
         var pinned = await CliProcess.RunAsync(["generate", "x", "--prior-model", $"{HubFixtures.PriorRepo}@{revision}", "--models", root, "--store", _temp.File("store")],
             HubEnvironment(), Token);
 
+        var downloadPinned = await CliProcess.RunAsync(["models", "download", $"{HubFixtures.PriorRepo}@{revision}", "--models", root], HubEnvironment(), Token);
+
         Assert.Equal(2, download.ExitCode);
         Assert.Contains($"--revision '{revision}' is not a revision; give a branch, tag or commit", download.Error);
+        Assert.Equal(2, downloadPinned.ExitCode);
+        Assert.Contains($"REPO '{HubFixtures.PriorRepo}@{revision}': '{revision}' is not a revision", downloadPinned.Error);
         Assert.Equal(2, generate.ExitCode);
         Assert.Contains($"--revision '{revision}' is not a revision", generate.Error);
         Assert.Equal(2, pinned.ExitCode);
