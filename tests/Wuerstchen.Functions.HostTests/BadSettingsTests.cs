@@ -46,7 +46,8 @@ public sealed class BadSettingsTests(BadSettingsFixture fixture)
     /// <summary>(what is wrong, the change to the example settings, what the message must name).</summary>
     private static readonly Dictionary<string, (Func<AppSettings, AppSettings> Change, string Named)> Cases = new()
     {
-        ["a missing model folder"] = (s => s.Without("Wuerstchen__Models__Root"), "Wuerstchen:Models:Root"),
+        // The example also names an explicit folder for the EfficientNet encoder, which alone would satisfy the check.
+        ["a missing model folder"] = (s => s.Without("Wuerstchen__Models__Root").Without("Wuerstchen__Models__Paths__effnet"), "Wuerstchen:Models:Root"),
         ["an unknown storage kind"] = (s => s.With("Wuerstchen__Storage__Kind", "Tape"), "Wuerstchen:Storage:Kind"),
         ["an unreadable wait limit"] = (s => s.With("Wuerstchen__Api__MaxWait", "soon"), "Wuerstchen:Api:MaxWait"),
         ["a missing bulk queue name"] = (s => s.Without("Wuerstchen__Bulk__QueueName"), "Wuerstchen:Bulk:QueueName"),

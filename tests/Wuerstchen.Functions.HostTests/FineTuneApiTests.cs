@@ -35,7 +35,8 @@ public sealed class FineTuneApiTests(HostFixture host)
         var generated = await host.JsonAsync(HttpMethod.Post, "generations?wait=60", "StartGeneration",
             new { prompt = "green vertical stripes on white", width = 128, height = 128, priorSteps = 2, decoderSteps = 2, seed = 3, priorModel = version.Text("name") });
         Assert.True(generated.Text("status") == "Completed", generated.ToJsonString());
-        Assert.Equal(version.Text("name"), generated["recipe"]!["settings"].Text("priorModel"));
+        // The recipe pins the revision the name followed when the request came in, so the image can be made again.
+        Assert.Equal(version.Text("revisionName"), generated["recipe"]!["settings"].Text("priorModel"));
 
         using var cancelEnded = await host.SendAsync(HttpMethod.Delete, $"finetunes/{FineTunes.BaselineRunId}", "CancelFineTune");
         Assert.Equal(HttpStatusCode.Conflict, cancelEnded.StatusCode);

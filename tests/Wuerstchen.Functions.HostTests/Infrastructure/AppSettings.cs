@@ -9,12 +9,13 @@ namespace Wuerstchen.Functions.HostTests.Infrastructure;
 /// </summary>
 public sealed class AppSettings
 {
-    /// <summary>Example settings whose value is this machine's: the storage endpoints (Azurite on free ports), the model folder, the timer.</summary>
+    /// <summary>Example settings whose value is this machine's: the storage endpoints (Azurite on free ports), the model folders, the timer.</summary>
     public static readonly string[] MachineSpecific =
     [
         "AzureWebJobsStorage",
         "Wuerstchen__Storage__ConnectionString",
         "Wuerstchen__Models__Root",
+        "Wuerstchen__Models__CacheRoot",
         // The example's 03:00 UTC would fire during a run at that hour; the tests invoke the timer through the admin API.
         "Wuerstchen__Training__Schedule",
     ];
