@@ -33,7 +33,7 @@ public sealed class GenerationApi(GenerationService generations, IBlobStore stor
 
         if (body is not null)
             body = body with { PriorModel = body.PriorModel ?? options.Value.DefaultPriorModel, DecoderModel = body.DecoderModel ?? options.Value.DefaultDecoderModel };
-        var outcome = await generations.StartAsync(client, body, key, cancellationToken);
+        var outcome = await generations.StartAsync(client, body, key, cancellationToken, HttpResults.ApiBase(request));
         return await AcceptedOrDoneAsync(request, client, outcome, wait, cancellationToken);
     }
 
@@ -44,7 +44,7 @@ public sealed class GenerationApi(GenerationService generations, IBlobStore stor
         CancellationToken cancellationToken)
     {
         var status = await generations.GetStatusAsync(client, id, cancellationToken);
-        return status is null ? NotFound(id) : new OkObjectResult(GenerationStatusResponse.From(status, request));
+        return status is null ? NotFound(id) : new OkObjectResult(GenerationStatusResponse.From(status, HttpResults.ApiBase(request)));
     }
 
     public async Task<IActionResult> GetImage(
@@ -106,7 +106,7 @@ public sealed class GenerationApi(GenerationService generations, IBlobStore stor
         {
             var status = await generations.WaitAsync(client, id, wait, cancellationToken);
             if (status is { RuntimeStatus: "Completed" or "Failed" or "Terminated" })
-                return new OkObjectResult(GenerationStatusResponse.From(status, request));
+                return new OkObjectResult(GenerationStatusResponse.From(status, HttpResults.ApiBase(request)));
         }
         request.HttpContext.Response.Headers.RetryAfter = "2";
         return new AcceptedResult(StatusUrl(request, id), new StartedResponse(id, StatusUrl(request, id), outcome.Disposition == StartDisposition.Existing));
@@ -173,34 +173,9 @@ public sealed class GenerationApi(GenerationService generations, IBlobStore stor
         return null;
     }
 
-    internal static string StatusUrl(HttpRequest request, string id) => HttpResults.Url(request, $"generations/{id}");
+    internal static string StatusUrl(HttpRequest request, string id) => GenerationStatusResponse.StatusUrl(HttpResults.ApiBase(request), id);
 
     private static ObjectResult NotFound(string id) => Problem(StatusCodes.Status404NotFound, $"Generation '{id}' does not exist.");
 
     private static ObjectResult Problem(int status, string detail) => HttpResults.Problem(status, detail);
-}
-
-/// <summary>The JSON a client sees for a generation.</summary>
-public sealed record GenerationStatusResponse(
-    string Id,
-    string Status,
-    string? Stage,
-    StageProgress? Progress,
-    DateTimeOffset CreatedAt,
-    DateTimeOffset LastUpdatedAt,
-    string? Error,
-    IReadOnlyList<string> Images,
-    GenerationBatch? Recipe)
-{
-    public static GenerationStatusResponse From(GenerationStatus status, HttpRequest request) => new(
-        status.GenerationId,
-        status.RuntimeStatus,
-        status.Stage,
-        status.Progress,
-        status.CreatedAt,
-        status.LastUpdatedAt,
-        status.Error,
-        Enumerable.Range(0, status.Result?.Images.Count ?? 0)
-            .Select(i => $"{GenerationApi.StatusUrl(request, status.GenerationId)}/images/{i}").ToArray(),
-        status.Batch);
 }

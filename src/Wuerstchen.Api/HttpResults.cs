@@ -73,5 +73,8 @@ internal static class HttpResults
     }
 
     /// <summary>An absolute URL of this app: <c>{scheme}://{host}/api/{path}</c>.</summary>
-    public static string Url(HttpRequest request, string path) => $"{request.Scheme}://{request.Host}/api/{path}";
+    public static string Url(HttpRequest request, string path) => ApiBase(request) + path;
+
+    /// <summary>This app's API root as the caller reached it: <c>{scheme}://{host}/api/</c>.</summary>
+    public static string ApiBase(HttpRequest request) => $"{request.Scheme}://{request.Host}/api/";
 }

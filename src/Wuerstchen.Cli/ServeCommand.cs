@@ -59,7 +59,10 @@ public sealed class ServeCommand : AsyncCommand<ServeCommand.Settings>
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         await ModelAvailability.EnsureAsync(settings, cancellationToken);
-        await using var engine = await LocalEngine.StartAsync(settings, extra: null, cancellationToken,
+        // Webhooks to this machine (http or https on loopback) are for a caller on the same machine: allowed only while
+        // serve listens on loopback itself, so a service open to the network cannot be pointed at local ports.
+        var extra = new Dictionary<string, string?> { ["Wuerstchen:Webhooks:AllowLoopback"] = IPAddress.IsLoopback(settings.Address!) ? "true" : "false" };
+        await using var engine = await LocalEngine.StartAsync(settings, extra, cancellationToken,
             configure: (services, configuration) => services.AddWuerstchenApi(configuration));
         var api = engine.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<ApiOptions>>().Value;
         api.DefaultPriorModel = engine.PriorModel;
