@@ -32,7 +32,7 @@ public sealed class GenerationApi(GenerationService generations, IBlobStore stor
             return waitError!;
 
         if (body is not null)
-            body = body with { PriorModel = body.PriorModel ?? options.Value.DefaultPriorModel, DecoderModel = body.DecoderModel ?? options.Value.DefaultDecoderModel };
+            body = body with { PriorModel = body.PriorModel ?? NullIfEmpty(options.Value.DefaultPriorModel), DecoderModel = body.DecoderModel ?? NullIfEmpty(options.Value.DefaultDecoderModel) };
         var outcome = await generations.StartAsync(client, body, key, cancellationToken, HttpResults.ApiBase(request));
         return await AcceptedOrDoneAsync(request, client, outcome, wait, cancellationToken);
     }
@@ -172,6 +172,8 @@ public sealed class GenerationApi(GenerationService generations, IBlobStore stor
         }
         return null;
     }
+
+    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 
     internal static string StatusUrl(HttpRequest request, string id) => GenerationStatusResponse.StatusUrl(HttpResults.ApiBase(request), id);
 
