@@ -70,6 +70,68 @@ public sealed partial class ServeTests : IDisposable
         }
     }
 
+    [Fact]
+    public async Task OnLoopbackServeTakesALoopbackWebhookAndPostsTheSignedStatusOnce()
+    {
+        const string secret = "serve-webhook-secret-0123456789abcdef";
+        int port;
+        using (var probe = new TcpListener(IPAddress.Loopback, 0))
+        {
+            probe.Start();
+            port = ((IPEndPoint)probe.LocalEndpoint).Port;
+            probe.Stop();
+        }
+        using var receiver = new HttpListener();
+        receiver.Prefixes.Add($"http://127.0.0.1:{port}/hook/");
+        receiver.Start();
+        var delivered = ReceiveAsync(receiver);
+
+        using var process = CliProcess.Start(["serve", "--port", "0", .. CliProcess.FixtureModels(), "--store", _temp.File("store")],
+            new Dictionary<string, string?> { ["Wuerstchen__Webhooks__Secret"] = secret });
+        var output = new ProcessOutput(process);
+        try
+        {
+            var url = new Uri(UrlPattern().Match(await output.WaitForLineAsync(l => l.StartsWith("Serving", StringComparison.Ordinal), TimeSpan.FromMinutes(2))).Value);
+            using var http = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromMinutes(2) };
+
+            using var refused = await http.PostAsync("api/generations", Body("http://example.com/hook"), Token);
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            var errors = JsonDocument.Parse(await refused.Content.ReadAsStringAsync(Token)).RootElement.GetProperty("errors");
+            Assert.Equal(["webhook"], errors.EnumerateObject().Select(e => e.Name));
+
+            using var started = await http.PostAsync("api/generations", Body($"http://127.0.0.1:{port}/hook/"), Token);
+            Assert.Equal(HttpStatusCode.Accepted, started.StatusCode);
+            string id = JsonDocument.Parse(await started.Content.ReadAsStringAsync(Token)).RootElement.GetProperty("id").GetString()!;
+
+            var (signature, delivery, body) = await delivered.WaitAsync(TimeSpan.FromMinutes(2), Token);
+            Assert.Equal($"{id}-webhook", delivery);
+            Assert.True(Workflows.Webhooks.WebhookSignature.Verify(secret, signature, body, DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5)), signature);
+            var status = JsonDocument.Parse(body).RootElement;
+            Assert.Equal((id, "Completed"), (status.GetProperty("id").GetString(), status.GetProperty("status").GetString()));
+            Assert.StartsWith(new Uri(url, $"api/generations/{id}/images/0").ToString(), status.GetProperty("images")[0].GetString());
+        }
+        finally
+        {
+            if (!process.HasExited)
+                process.Kill(entireProcessTree: true);
+        }
+
+        static StringContent Body(string webhook) => new(
+            $$"""{"prompt":"a tin robot","width":128,"height":128,"priorSteps":2,"decoderSteps":2,"seed":5,"webhook":"{{webhook}}"}""",
+            System.Text.Encoding.UTF8, "application/json");
+
+        static async Task<(string? Signature, string? Delivery, byte[] Body)> ReceiveAsync(HttpListener listener)
+        {
+            var context = await listener.GetContextAsync();
+            using var buffer = new MemoryStream();
+            await context.Request.InputStream.CopyToAsync(buffer);
+            var result = (context.Request.Headers["Wuerstchen-Signature"], context.Request.Headers["Wuerstchen-Delivery"], buffer.ToArray());
+            context.Response.StatusCode = 204;
+            context.Response.Close();
+            return result;
+        }
+    }
+
     [Theory]
     [InlineData("--host", "my-laptop", "--host must be an IP address")]
     [InlineData("--port", "70000", "--port must be 0 … 65535")]
