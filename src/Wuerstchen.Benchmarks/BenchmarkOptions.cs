@@ -17,6 +17,9 @@ public enum BenchmarkMode
 
     /// <summary>Which LibTorch loaded from where, and one product on the device: a quick check of a build or a pack.</summary>
     SelfCheck,
+
+    /// <summary>HTTP load against a running <c>wuerstchen serve</c> on loopback (see <see cref="HttpLoad"/>).</summary>
+    HttpLoad,
 }
 
 /// <summary>The command line; <see cref="Usage"/> lists it.</summary>
@@ -27,7 +30,8 @@ public sealed record BenchmarkOptions
         "                             [--repeats 2] [--tiny] [--json FILE] [--markdown FILE] [--compare diffusers.json] [--tokenizer DIR]\n" +
         "       Wuerstchen.Benchmarks --steps [--sizes 1024,512] [--repeats 2] [--tiny] [--markdown FILE]\n" +
         "       Wuerstchen.Benchmarks --host-overhead [--repeats 5] [--threads 1] [--tokenizer DIR]\n" +
-        "       Wuerstchen.Benchmarks --self-check [--device cpu|cuda]";
+        "       Wuerstchen.Benchmarks --self-check [--device cpu|cuda]\n" +
+        "       Wuerstchen.Benchmarks --http-load --url http://127.0.0.1:PORT/ [--api-key KEY] [--requests 2000] [--duration 60] [--concurrency 8] [--markdown FILE]";
 
     public BenchmarkMode Mode { get; init; } = BenchmarkMode.Pipelines;
 
@@ -56,6 +60,20 @@ public sealed record BenchmarkOptions
     public string? JsonPath { get; init; }
 
     public string? MarkdownPath { get; init; }
+
+    /// <summary>The <c>wuerstchen serve</c> to load (--http-load): a loopback URL only.</summary>
+    public Uri? Url { get; init; }
+
+    public string? ApiKey { get; init; }
+
+    /// <summary>--http-load: the most requests sent in all (both phases together).</summary>
+    public int Requests { get; init; } = 2000;
+
+    /// <summary>--http-load: the longest the load runs, in seconds (both phases together).</summary>
+    public int DurationSeconds { get; init; } = 60;
+
+    /// <summary>--http-load: requests in flight at once.</summary>
+    public int Concurrency { get; init; } = 8;
 
     /// <summary>The JSON that <c>anchors/diffusers/bench.py --json</c> wrote, for a ratio column.</summary>
     public string? ComparePath { get; init; }
@@ -103,6 +121,12 @@ public sealed record BenchmarkOptions
                 "--steps" => options with { Mode = BenchmarkMode.Steps },
                 "--host-overhead" => options with { Mode = BenchmarkMode.HostOverhead },
                 "--self-check" => options with { Mode = BenchmarkMode.SelfCheck },
+                "--http-load" => options with { Mode = BenchmarkMode.HttpLoad },
+                "--url" => options with { Url = ParseLoopbackUrl(Value()) },
+                "--api-key" => options with { ApiKey = Value() },
+                "--requests" => options with { Requests = ParsePositive(name, Value()) },
+                "--duration" => options with { DurationSeconds = ParsePositive(name, Value()) },
+                "--concurrency" => options with { Concurrency = Math.Min(256, ParsePositive(name, Value())) },
                 "--json" => options with { JsonPath = Value() },
                 "--markdown" => options with { MarkdownPath = Value() },
                 "--compare" => options with { ComparePath = File.Exists(Value()) ? args[i] : throw new ArgumentException($"--compare: no file '{args[i]}'.") },
@@ -115,10 +139,18 @@ public sealed record BenchmarkOptions
         }
         if (options.Mode == BenchmarkMode.Steps && options.Device != "cpu")
             throw new ArgumentException("--steps measures CPU figures; use the pipeline mode (the default) on a GPU.");
+        if (options.Mode == BenchmarkMode.HttpLoad && options.Url is null)
+            throw new ArgumentException("--http-load needs --url, the address wuerstchen serve printed (http://127.0.0.1:PORT/).");
+        if (options.Url is not null && options.Mode != BenchmarkMode.HttpLoad)
+            throw new ArgumentException("--url goes with --http-load.");
         if (options.ComparePath is not null && options.Mode != BenchmarkMode.Pipelines)
             throw new ArgumentException("--compare goes with the pipeline mode.");
         return options;
     }
+
+    private static Uri ParseLoopbackUrl(string text) =>
+        Uri.TryCreate(text.EndsWith('/') ? text : text + "/", UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.IsLoopback
+            ? uri : throw new ArgumentException($"--url must be an http(s) URL on loopback (the load stays on this machine), not '{text}'.");
 
     private static string OneOf(string name, string value, params string[] allowed) =>
         allowed.Contains(value) ? value : throw new ArgumentException($"{name} must be {string.Join(" or ", allowed)}, not '{value}'.");

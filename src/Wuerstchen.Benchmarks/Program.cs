@@ -17,6 +17,16 @@ catch (ArgumentException e)
     return 2;
 }
 
+if (options.Mode == BenchmarkMode.HttpLoad)
+{
+    var report = await HttpLoad.RunAsync(options, Console.Error);
+    foreach (string line in report)
+        Console.WriteLine(line);
+    if (options.MarkdownPath is { } markdown)
+        File.WriteAllLines(markdown, report);
+    return 0;
+}
+
 try
 {
     TorchRuntime.EnsureNativesLoaded();

@@ -29,6 +29,10 @@ public static class WorkflowRegistration
             (_, jobId) => services.GetRequiredService<BulkActivities>().PlanAsync(jobId, stopping));
         registry.AddActivityFunc<BulkManifestInput, BulkSummary>(BulkActivities.WriteManifest,
             (_, input) => services.GetRequiredService<BulkActivities>().WriteManifestAsync(input, stopping));
+        registry.AddActivityFunc<Webhooks.GenerationWebhook, int>(Webhooks.WebhookActivities.SendGeneration,
+            (_, webhook) => services.GetRequiredService<Webhooks.WebhookActivities>().SendGenerationAsync(webhook, stopping));
+        registry.AddActivityFunc<Webhooks.BulkWebhook, int>(Webhooks.WebhookActivities.SendBulk,
+            (_, webhook) => services.GetRequiredService<Webhooks.WebhookActivities>().SendBulkAsync(webhook, stopping));
         registry.AddOrchestratorFunc<FineTuneInput, FineTuneResult?>(FineTuneOrchestration.Name, (context, input) => FineTuneOrchestration.RunAsync(context, input));
         registry.AddActivityFunc<PrepareWork, Pipeline.Training.PreparedSummary>(FineTuneActivities.Prepare,
             (_, work) => services.GetRequiredService<FineTuneActivities>().PrepareAsync(work, stopping));

@@ -18,7 +18,7 @@ public static class WorkflowServiceCollectionExtensions
     /// <summary>
     /// Everything the orchestrations and activities need, bound from configuration (<c>Wuerstchen:Storage</c>,
     /// <c>Wuerstchen:Models</c>, <c>Wuerstchen:Limits</c>, <c>Wuerstchen:Workflows</c>, <c>Wuerstchen:Bulk</c>,
-    /// <c>Wuerstchen:Training</c>, <c>Wuerstchen:Preload</c>) and validated when the host starts (<see cref="ValidateSettings"/>
+    /// <c>Wuerstchen:Training</c>, <c>Wuerstchen:Preload</c>, <c>Wuerstchen:Webhooks</c>) and validated when the host starts (<see cref="ValidateSettings"/>
     /// where there is no host).
     /// </summary>
     public static IServiceCollection AddWuerstchenWorkflows(this IServiceCollection services, IConfiguration configuration)
@@ -30,6 +30,7 @@ public static class WorkflowServiceCollectionExtensions
         services.AddValidatedOptions<BulkOptions>(configuration, BulkOptions.Section, o => o.Validate());
         services.AddValidatedOptions<TrainingOptions>(configuration, TrainingOptions.Section, o => o.Validate());
         services.AddValidatedOptions<PreloadOptions>(configuration, PreloadOptions.Section, o => o.Validate());
+        services.AddValidatedOptions<Webhooks.WebhookOptions>(configuration, Webhooks.WebhookOptions.Section, o => o.Validate());
 
         services.TryAddSingleton<FineTunedModels>();
         services.TryAddSingleton<ModelLocator>();
@@ -40,6 +41,7 @@ public static class WorkflowServiceCollectionExtensions
         services.TryAddSingleton<StageActivities>();
         services.TryAddSingleton<GenerationService>();
         services.TryAddSingleton<BulkActivities>();
+        services.TryAddSingleton<Webhooks.WebhookActivities>();
         services.TryAddSingleton<BulkJobIntake>();
         services.TryAddSingleton<CheckpointStore>();
         services.TryAddSingleton<DatasetPreparer>();

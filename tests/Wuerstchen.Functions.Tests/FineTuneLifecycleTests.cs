@@ -79,14 +79,14 @@ public sealed partial class FineTuneTests
         var answers = await Task.WhenAll(starts);
 
         var accepted = answers.Select(a => Assert.IsType<AcceptedResult>(a)).ToArray();
-        Assert.All(accepted, a => Assert.Equal("crowd", (string)a.Value!.GetType().GetProperty("id")!.GetValue(a.Value)!));
-        var existing = accepted.Select(a => (bool)a.Value!.GetType().GetProperty("existing")!.GetValue(a.Value)!).ToArray();
+        Assert.All(accepted, a => Assert.Equal("crowd", Assert.IsType<StartedResponse>(a.Value).Id));
+        var existing = accepted.Select(a => Assert.IsType<StartedResponse>(a.Value).Existing).ToArray();
         Assert.Equal(1, existing.Count(e => !e)); // one caller started it; the nine others were told it already runs
 
         // A client that retries (its first call timed out) while the run trains is attached to it, and the run goes on.
         await gate.Reached.WaitAsync(Token);
         var retried = Assert.IsType<AcceptedResult>(await Http(environment).Start(HttpRequests.Make("POST", "/api/finetunes", body), environment.Client, Token));
-        Assert.True((bool)retried.Value!.GetType().GetProperty("existing")!.GetValue(retried.Value)!);
+        Assert.True(Assert.IsType<StartedResponse>(retried.Value).Existing);
         gate.Open();
 
         var done = await WaitAsync(environment, "crowd");

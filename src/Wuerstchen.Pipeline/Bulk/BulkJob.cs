@@ -28,6 +28,9 @@ public sealed record BulkJob
     public IReadOnlyList<BulkPrompt>? Prompts { get; init; }
 
     public string? PromptsBlob { get; init; }
+
+    /// <summary>An https URL to POST the job's final status to, once, when it ends (checked and sent by the workflows).</summary>
+    public string? Webhook { get; init; }
 }
 
 /// <summary>A queue message that can never succeed, with the reason; recorded, never retried.</summary>
@@ -77,7 +80,7 @@ public static partial class BulkJobParser
         if (root.ValueKind != JsonValueKind.Object)
             return (null, new BulkJobRejection("The message must be a JSON object with jobId, settings and prompts or promptsBlob."));
 
-        var allowed = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "jobId", "settings", "prompts", "promptsBlob" };
+        var allowed = new HashSet<string>(StringComparer.OrdinalIgnoreCase) { "jobId", "settings", "prompts", "promptsBlob", "webhook" };
         var unknown = root.EnumerateObject().Select(p => p.Name).Where(n => !allowed.Contains(n)).ToArray();
         if (unknown.Length > 0)
             return (null, new BulkJobRejection($"Unknown field(s): {string.Join(", ", unknown)}."));
@@ -125,7 +128,15 @@ public static partial class BulkJobParser
                 return (null, new BulkJobRejection($"prompts must hold 1 … {maxPrompts} prompts; got none."));
         }
 
-        return (new BulkJob { JobId = jobId, Settings = settings, Prompts = prompts, PromptsBlob = promptsBlob }, null);
+        string? webhook = null;
+        if (root.TryGetProperty("webhook", out var webhookElement) && webhookElement.ValueKind != JsonValueKind.Null)
+        {
+            if (webhookElement.ValueKind != JsonValueKind.String)
+                return (null, new BulkJobRejection("webhook must be a URL string."));
+            webhook = webhookElement.GetString();
+        }
+
+        return (new BulkJob { JobId = jobId, Settings = settings, Prompts = prompts, PromptsBlob = promptsBlob, Webhook = webhook }, null);
     }
 
     /// <summary>A prompt given as a string or as an object (<c>prompt</c> or <c>text</c>, <c>negativePrompt</c>, <c>seed</c>, <c>width</c>, <c>height</c>).</summary>

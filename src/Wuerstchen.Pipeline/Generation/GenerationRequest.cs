@@ -34,6 +34,12 @@ public sealed record GenerationRequest
     public double? DecoderGuidance { get; init; }
     public string? PriorModel { get; init; }
     public string? DecoderModel { get; init; }
+
+    /// <summary>
+    /// An https URL to POST the final status to, once, when the generation ends (HTTP API only; checked and sent by the
+    /// workflows, never part of the recipe).
+    /// </summary>
+    public string? Webhook { get; init; }
 }
 
 /// <summary>What clients may ask for. Bound from <c>Wuerstchen:Limits</c>.</summary>

@@ -2,10 +2,12 @@ using Microsoft.DurableTask;
 using Wuerstchen.Pipeline.Bulk;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Workflows.Generation;
+using Wuerstchen.Workflows.Webhooks;
 
 namespace Wuerstchen.Workflows.Bulk;
 
-public sealed record BulkJobInput(string JobId, RetrySettings Retry, int MaxParallelism, int BatchSize);
+/// <param name="Webhook">Where to POST the job's final status once it ends; null: nowhere.</param>
+public sealed record BulkJobInput(string JobId, RetrySettings Retry, int MaxParallelism, int BatchSize, WebhookTarget? Webhook = null);
 
 public sealed record BulkPlanSummary(string PlanBlob, int BatchCount);
 
@@ -30,6 +32,27 @@ public static class BulkGenerateOrchestration
     public static string BatchInstanceIdFor(string jobId, int batch) => $"bulk-{jobId}-b{batch:D5}";
 
     public static async Task<BulkSummary> RunAsync(TaskOrchestrationContext context, BulkJobInput input)
+    {
+        if (input.Webhook is not { } webhook)
+            return await RunBatchesAsync(context, input);
+
+        BulkSummary summary;
+        try
+        {
+            summary = await RunBatchesAsync(context, input);
+        }
+        catch (TaskFailedException e)
+        {
+            await WebhookCalls.NotifyAsync(context, WebhookActivities.SendBulk, webhook, new BulkWebhook(webhook, input.JobId, context.InstanceId,
+                "Failed", context.CurrentUtcDateTime, null, Pipeline.ErrorText.WithoutPaths(e.FailureDetails.ErrorMessage)));
+            throw;
+        }
+        await WebhookCalls.NotifyAsync(context, WebhookActivities.SendBulk, webhook, new BulkWebhook(webhook, input.JobId, context.InstanceId,
+            "Completed", context.CurrentUtcDateTime, summary, null));
+        return summary;
+    }
+
+    private static async Task<BulkSummary> RunBatchesAsync(TaskOrchestrationContext context, BulkJobInput input)
     {
         var plan = await context.CallActivityAsync<BulkPlanSummary>(BulkActivities.Plan, input.JobId, input.Retry.ToTaskOptions());
         var outcomes = new List<BatchOutcome>(plan.BatchCount);

@@ -25,7 +25,8 @@ public sealed record IntakeOutcome(IntakeDisposition Disposition, string? JobId,
 /// message and, after its dequeue limit, moves it to the poison queue.
 /// </summary>
 public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models, IOptions<ModelOptions> modelOptions, IOptions<GenerationLimits> limits,
-    IOptions<BulkOptions> bulkOptions, IOptions<WorkflowOptions> workflowOptions, ILogger<BulkJobIntake> logger)
+    IOptions<BulkOptions> bulkOptions, IOptions<WorkflowOptions> workflowOptions, IOptions<Webhooks.WebhookOptions> webhookOptions,
+    ILogger<BulkJobIntake> logger)
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
@@ -36,7 +37,11 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
         if (job is not null)
         {
             var settingsErrors = BulkPlanner.SettingsErrors(job, limits.Value, models.Problem, modelOptions.Value.Precision);
-            if (settingsErrors.Count > 0)
+            if (job.Settings.Webhook is not null)
+                rejection = new BulkJobRejection("settings: webhook: a bulk job's webhook goes at the top level of the job (\"webhook\"), not in its settings.");
+            else if (job.Webhook is { } webhook && webhookOptions.Value.Problem(webhook) is { } webhookProblem)
+                rejection = new BulkJobRejection($"webhook: {webhookProblem}");
+            else if (settingsErrors.Count > 0)
                 rejection = new BulkJobRejection("settings: " + string.Join(" ", settingsErrors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")));
             else if (job.PromptsBlob is { } blob && !await PromptsBlobExistsAsync(blob, cancellationToken).ConfigureAwait(false))
                 rejection = new BulkJobRejection($"promptsBlob '{blob}' does not exist (or is not a valid blob name).");
@@ -70,7 +75,8 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
         }
 
         var options = bulkOptions.Value;
-        var input = new BulkJobInput(job.JobId, workflowOptions.Value.Retry, options.MaxParallelism, options.EffectiveBatchSize(modelOptions.Value));
+        var webhookTarget = job.Webhook is { } url ? new Webhooks.WebhookTarget(url, null, webhookOptions.Value.Retry) : null;
+        var input = new BulkJobInput(job.JobId, workflowOptions.Value.Retry, options.MaxParallelism, options.EffectiveBatchSize(modelOptions.Value), webhookTarget);
         await client.ScheduleNewOrchestrationInstanceAsync(BulkGenerateOrchestration.Name, input, new StartOrchestrationOptions(instanceId), cancellationToken).ConfigureAwait(false);
         LogStarted(job.JobId, instanceId);
         return new IntakeOutcome(IntakeDisposition.Started, job.JobId);

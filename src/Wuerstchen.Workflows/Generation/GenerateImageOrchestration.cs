@@ -1,12 +1,15 @@
 using Microsoft.DurableTask;
 using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Workflows.Webhooks;
 
 namespace Wuerstchen.Workflows.Generation;
 
 /// <summary>Input of <see cref="GenerateImageOrchestration"/>: references only, never tensors.</summary>
 /// <param name="RequireStageC">A re-decode: the Stage C blob must already exist; it is never recomputed.</param>
 /// <param name="BulkJobId">The bulk job this is a batch of; null for a generation of its own.</param>
-public sealed record GenerationJob(string GenerationId, BatchRef Batch, RetrySettings Retry, bool RequireStageC = false, string? BulkJobId = null);
+/// <param name="Webhook">Where to POST the final status once the generation ends (completed or failed); null: nowhere.</param>
+public sealed record GenerationJob(string GenerationId, BatchRef Batch, RetrySettings Retry, bool RequireStageC = false, string? BulkJobId = null,
+    WebhookTarget? Webhook = null);
 
 /// <summary>What an activity works on: the generation (for progress) and its batch.</summary>
 public sealed record StageWork(string GenerationId, BatchRef Batch, bool RequireStageC = false);
@@ -16,12 +19,37 @@ public sealed record GenerationResult(string GenerationId, IReadOnlyList<string>
 /// <summary>The orchestration's custom status: the stage it waits on.</summary>
 public sealed record GenerationCustomStatus(string Stage);
 
-/// <summary>Text → Stage C latents → Stage B latents → PNGs, one activity per stage, each retried with backoff.</summary>
+/// <summary>
+/// Text → Stage C latents → Stage B latents → PNGs, one activity per stage, each retried with backoff; then, when the
+/// request named one, the webhook with the final status (completed or failed), delivered by its own activity.
+/// </summary>
 public static class GenerateImageOrchestration
 {
     public const string Name = "GenerateImage";
 
     public static async Task<GenerationResult> RunAsync(TaskOrchestrationContext context, GenerationJob job)
+    {
+        if (job.Webhook is not { } webhook)
+            return await RunStagesAsync(context, job);
+
+        var startedAt = context.CurrentUtcDateTime;
+        GenerationResult result;
+        try
+        {
+            result = await RunStagesAsync(context, job);
+        }
+        catch (TaskFailedException e)
+        {
+            await WebhookCalls.NotifyAsync(context, WebhookActivities.SendGeneration, webhook, new GenerationWebhook(webhook, job.GenerationId, job.Batch,
+                "Failed", startedAt, context.CurrentUtcDateTime, null, Pipeline.ErrorText.WithoutPaths(e.FailureDetails.ErrorMessage)));
+            throw;
+        }
+        await WebhookCalls.NotifyAsync(context, WebhookActivities.SendGeneration, webhook, new GenerationWebhook(webhook, job.GenerationId, job.Batch,
+            "Completed", startedAt, context.CurrentUtcDateTime, result, null));
+        return result;
+    }
+
+    private static async Task<GenerationResult> RunStagesAsync(TaskOrchestrationContext context, GenerationJob job)
     {
         var options = job.Retry.ToTaskOptions();
         var work = new StageWork(job.GenerationId, job.Batch, job.RequireStageC);

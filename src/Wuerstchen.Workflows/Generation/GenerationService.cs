@@ -8,6 +8,7 @@ using Wuerstchen.Pipeline;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
+using Wuerstchen.Workflows.Webhooks;
 
 namespace Wuerstchen.Workflows.Generation;
 
@@ -63,7 +64,7 @@ public sealed record GenerationStatus(
 /// API and the CLI; the Durable client is passed per call as the Functions host hands it to each invocation.
 /// </summary>
 public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, ModelLocator models, GenerationCancellation cancellation,
-    IOptions<ModelOptions> modelOptions, IOptions<GenerationLimits> limits, IOptions<WorkflowOptions> workflowOptions)
+    IOptions<ModelOptions> modelOptions, IOptions<GenerationLimits> limits, IOptions<WorkflowOptions> workflowOptions, IOptions<WebhookOptions> webhookOptions)
 {
     private const string RequestHashMetadata = "requestHash";
 
@@ -82,16 +83,25 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
     public static bool IsWellFormedId(string? id) =>
         id is { Length: > 0 and <= 128 } && char.IsAsciiLetterOrDigit(id[0]) && id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_');
 
-    public async Task<StartOutcome> StartAsync(DurableTaskClient client, GenerationRequest? request, string? idempotencyKey, CancellationToken cancellationToken)
+    /// <param name="apiBase">The API's root as the caller reached it (<c>{scheme}://{host}/api/</c>), for the image links of a webhook's body.</param>
+    public async Task<StartOutcome> StartAsync(DurableTaskClient client, GenerationRequest? request, string? idempotencyKey, CancellationToken cancellationToken,
+        string? apiBase = null)
     {
         // A fine-tuned prior is pinned to its newest revision now: the plan, the blob keys, the resident model and the
         // recipe in the PNGs then name the weights this request got. The idempotency fingerprint is the request as sent.
         var pinned = request?.PriorModel is { } prior ? request with { PriorModel = models.Pin(prior) } : request;
         var validated = GenerationRequestValidator.Validate(pinned, limits.Value, models.Problem, modelOptions.Value.Precision);
-        if (!validated.IsValid)
-            return new StartOutcome(StartDisposition.Invalid, null, validated.Errors);
+        string? webhookProblem = request?.Webhook is { } url ? webhookOptions.Value.Problem(url) : null;
+        if (!validated.IsValid || webhookProblem is not null)
+        {
+            var errors = new Dictionary<string, string[]>(validated.Errors ?? new Dictionary<string, string[]>(), StringComparer.Ordinal);
+            if (webhookProblem is not null)
+                errors["webhook"] = [webhookProblem];
+            return new StartOutcome(StartDisposition.Invalid, null, errors);
+        }
         string fingerprint = Fingerprint(request);
-        return await StartBatchAsync(client, validated.Batch!, GenerationIdFor(idempotencyKey), fingerprint, requireStageC: false, cancellationToken).ConfigureAwait(false);
+        var webhook = request!.Webhook is { } target ? new WebhookTarget(target, apiBase, webhookOptions.Value.Retry) : null;
+        return await StartBatchAsync(client, validated.Batch!, GenerationIdFor(idempotencyKey), fingerprint, requireStageC: false, cancellationToken, webhook).ConfigureAwait(false);
     }
 
     /// <summary>Runs Stage B and A again on generation <paramref name="sourceId"/>'s Stage C latents with other decoder settings.</summary>
@@ -215,7 +225,8 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
         return instance?.Name == GenerateImageOrchestration.Name ? instance : null;
     }
 
-    private async Task<StartOutcome> StartBatchAsync(DurableTaskClient client, GenerationBatch batch, string generationId, string fingerprint, bool requireStageC, CancellationToken cancellationToken)
+    private async Task<StartOutcome> StartBatchAsync(DurableTaskClient client, GenerationBatch batch, string generationId, string fingerprint, bool requireStageC,
+        CancellationToken cancellationToken, WebhookTarget? webhook = null)
     {
         string planBlob = PlanBlobFor(generationId);
         var existing = await store.GetInfoAsync(planBlob, cancellationToken).ConfigureAwait(false);
@@ -244,7 +255,7 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
             }
         }
 
-        var job = new GenerationJob(generationId, new BatchRef(planBlob, 0), workflowOptions.Value.Retry, requireStageC);
+        var job = new GenerationJob(generationId, new BatchRef(planBlob, 0), workflowOptions.Value.Retry, requireStageC, Webhook: webhook);
         try
         {
             await client.ScheduleNewOrchestrationInstanceAsync(GenerateImageOrchestration.Name, job,

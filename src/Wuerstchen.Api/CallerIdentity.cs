@@ -3,7 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.AspNetCore.Http;
 
-namespace Wuerstchen.Functions;
+namespace Wuerstchen.Api;
 
 /// <summary>
 /// Who is calling, as far as the host says: the scope idempotency keys live in, so one caller's key never attaches to

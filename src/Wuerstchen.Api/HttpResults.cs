@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.WebUtilities;
 using Wuerstchen.Pipeline.Storage;
 
-namespace Wuerstchen.Functions;
+namespace Wuerstchen.Api;
 
 /// <summary>Request bodies and RFC 7807 answers shared by the HTTP triggers.</summary>
 internal static class HttpResults
@@ -73,5 +73,8 @@ internal static class HttpResults
     }
 
     /// <summary>An absolute URL of this app: <c>{scheme}://{host}/api/{path}</c>.</summary>
-    public static string Url(HttpRequest request, string path) => $"{request.Scheme}://{request.Host}/api/{path}";
+    public static string Url(HttpRequest request, string path) => ApiBase(request) + path;
+
+    /// <summary>This app's API root as the caller reached it: <c>{scheme}://{host}/api/</c>.</summary>
+    public static string ApiBase(HttpRequest request) => $"{request.Scheme}://{request.Host}/api/";
 }
