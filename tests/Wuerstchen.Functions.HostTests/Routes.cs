@@ -2,13 +2,13 @@ namespace Wuerstchen.Functions.HostTests;
 
 /// <summary>One HTTP route of the app as a client calls it: a request that reaches the function and what the function is.</summary>
 /// <param name="Method">The HTTP method.</param>
-/// <param name="Path">The path under <c>/api/</c>, with real values in place of the route's parameters.</param>
+/// <param name="Path">The path (no leading slash), with real values in place of the route's parameters.</param>
 /// <param name="Function">The function the host serves it with (its key is the one that opens it).</param>
-/// <param name="Anonymous">Served without a key (the platform's probes send none).</param>
+/// <param name="Anonymous">Served without a key (the platform's probes send none; the API description and the web app are public).</param>
 /// <param name="Body">A JSON body, for routes that read one.</param>
 public sealed record Route(string Method, string Path, string Function, bool Anonymous = false, string? Body = null)
 {
-    public override string ToString() => $"{Method} /api/{Path}";
+    public override string ToString() => $"{Method} /{Path}";
 }
 
 /// <summary>
@@ -22,21 +22,26 @@ public static class Routes
 
     public static readonly Route[] All =
     [
-        new("POST", "generations", "StartGeneration", Body: "{}"),
-        new("GET", $"generations/{UnknownGeneration}", "GetGeneration"),
-        new("GET", $"generations/{UnknownGeneration}/images/0", "GetGenerationImage"),
-        new("POST", $"generations/{UnknownGeneration}/redecode", "RedecodeGeneration", Body: "{}"),
-        new("DELETE", $"generations/{UnknownGeneration}", "CancelGeneration"),
-        new("POST", "finetunes", "StartFineTune", Body: "{}"),
-        new("GET", $"finetunes/{UnknownFineTune}", "GetFineTune"),
-        new("GET", $"finetunes/{UnknownFineTune}/grid", "GetFineTuneGrid"),
-        new("DELETE", $"finetunes/{UnknownFineTune}", "CancelFineTune"),
-        new("GET", "models", "ListModels"),
+        new("POST", "api/generations", "StartGeneration", Body: "{}"),
+        new("GET", $"api/generations/{UnknownGeneration}", "GetGeneration"),
+        new("GET", $"api/generations/{UnknownGeneration}/images/0", "GetGenerationImage"),
+        new("POST", $"api/generations/{UnknownGeneration}/redecode", "RedecodeGeneration", Body: "{}"),
+        new("DELETE", $"api/generations/{UnknownGeneration}", "CancelGeneration"),
+        new("POST", "api/finetunes", "StartFineTune", Body: "{}"),
+        new("GET", $"api/finetunes/{UnknownFineTune}", "GetFineTune"),
+        new("GET", $"api/finetunes/{UnknownFineTune}/grid", "GetFineTuneGrid"),
+        new("DELETE", $"api/finetunes/{UnknownFineTune}", "CancelFineTune"),
+        new("GET", "api/models", "ListModels"),
         // The container platform's probes and the health report: anonymous (the platform sends no key).
-        new("GET", "health/live", "HealthLive", Anonymous: true),
-        new("GET", "health/startup", "HealthStartup", Anonymous: true),
-        new("GET", "health/ready", "HealthReady", Anonymous: true),
-        new("GET", "health", "Health", Anonymous: true),
+        new("GET", "api/health/live", "HealthLive", Anonymous: true),
+        new("GET", "api/health/startup", "HealthStartup", Anonymous: true),
+        new("GET", "api/health/ready", "HealthReady", Anonymous: true),
+        new("GET", "api/health", "Health", Anonymous: true),
+        // The API's description and the web app: public pages (the web app asks for the key before it calls the API).
+        new("GET", "api/openapi.json", "OpenApiDocument", Anonymous: true),
+        new("GET", "api/docs", "ApiReference", Anonymous: true),
+        new("GET", "", "WebAppRoot", Anonymous: true),
+        new("GET", "app/index.html", "WebApp", Anonymous: true),
     ];
 
     public static Route Named(string display) => All.Single(r => r.ToString() == display);
