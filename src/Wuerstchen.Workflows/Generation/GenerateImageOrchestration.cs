@@ -1,15 +1,18 @@
 using Microsoft.DurableTask;
 using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Workflows.Telemetry;
 
 namespace Wuerstchen.Workflows.Generation;
 
 /// <summary>Input of <see cref="GenerateImageOrchestration"/>: references only, never tensors.</summary>
 /// <param name="RequireStageC">A re-decode: the Stage C blob must already exist; it is never recomputed.</param>
 /// <param name="BulkJobId">The bulk job this is a batch of; null for a generation of its own.</param>
-public sealed record GenerationJob(string GenerationId, BatchRef Batch, RetrySettings Retry, bool RequireStageC = false, string? BulkJobId = null);
+/// <param name="Trace">The submitter's trace and submission time, passed on to every stage (null from older clients).</param>
+public sealed record GenerationJob(string GenerationId, BatchRef Batch, RetrySettings Retry, bool RequireStageC = false, string? BulkJobId = null,
+    WorkflowTrace? Trace = null);
 
-/// <summary>What an activity works on: the generation (for progress) and its batch.</summary>
-public sealed record StageWork(string GenerationId, BatchRef Batch, bool RequireStageC = false);
+/// <summary>What an activity works on: the generation (for progress) and its batch, and the trace it belongs to.</summary>
+public sealed record StageWork(string GenerationId, BatchRef Batch, bool RequireStageC = false, WorkflowTrace? Trace = null);
 
 public sealed record GenerationResult(string GenerationId, IReadOnlyList<string> Images, string StageCBlob, string StageBBlob, bool StageCReused);
 
@@ -24,7 +27,7 @@ public static class GenerateImageOrchestration
     public static async Task<GenerationResult> RunAsync(TaskOrchestrationContext context, GenerationJob job)
     {
         var options = job.Retry.ToTaskOptions();
-        var work = new StageWork(job.GenerationId, job.Batch, job.RequireStageC);
+        var work = new StageWork(job.GenerationId, job.Batch, job.RequireStageC, job.Trace);
 
         context.SetCustomStatus(new GenerationCustomStatus(StageActivities.StageC));
         var stageC = await context.CallActivityAsync<StageResult>(StageActivities.StageC, work, options);

@@ -7,7 +7,9 @@ using Microsoft.Extensions.Options;
 using Wuerstchen.Pipeline;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Models;
+using Wuerstchen.Pipeline.Diagnostics;
 using Wuerstchen.Pipeline.Storage;
+using Wuerstchen.Workflows.Telemetry;
 
 namespace Wuerstchen.Workflows.Generation;
 
@@ -241,7 +243,12 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
             }
         }
 
-        var job = new GenerationJob(generationId, new BatchRef(planBlob, 0), workflowOptions.Value.Retry, requireStageC);
+        // The trace of this generation starts here (a child of the caller's request span, if any); every stage joins it.
+        using var span = WuerstchenTelemetry.StartWorkflowSpan("GenerateImage submit", System.Diagnostics.Activity.Current?.Id, generationId,
+            System.Diagnostics.ActivityKind.Producer);
+        span?.SetTag(WuerstchenTelemetry.Tags.GenerationId, generationId);
+        GenerationTelemetry.Tag(span, batch);
+        var job = new GenerationJob(generationId, new BatchRef(planBlob, 0), workflowOptions.Value.Retry, requireStageC, Trace: WorkflowTrace.From(span));
         try
         {
             await client.ScheduleNewOrchestrationInstanceAsync(GenerateImageOrchestration.Name, job,
