@@ -7,6 +7,7 @@ using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Storage;
 using Wuerstchen.Workflows;
 using Wuerstchen.Workflows.Embedded;
+using Wuerstchen.Workflows.Telemetry;
 
 namespace Wuerstchen.Cli;
 
@@ -104,10 +105,12 @@ public sealed class LocalEngine : IAsyncDisposable
                 logging.SetMinimumLevel(LogLevel.None);
         });
         services.AddWuerstchenWorkflows(configuration);
+        services.AddWuerstchenTelemetry(configuration); // off unless Wuerstchen__Telemetry__Exporter is Console or Otlp
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
         try
         {
             provider.ValidateSettings();
+            provider.StartWuerstchenTelemetry();
             _ = provider.GetRequiredService<IBlobStore>();
         }
         catch
