@@ -13,7 +13,7 @@ public sealed class TelemetryOptions
     public string Exporter { get; set; } = "None";
 
     /// <summary>The OTLP collector, e.g. <c>http://localhost:4317</c>; unset: the exporter's own default (<c>OTEL_EXPORTER_OTLP_ENDPOINT</c>, else localhost:4317).</summary>
-    public Uri? OtlpEndpoint { get; set; }
+    public string? OtlpEndpoint { get; set; }
 
     public bool Enabled => !string.Equals(Exporter, "None", StringComparison.OrdinalIgnoreCase);
 
@@ -23,7 +23,7 @@ public sealed class TelemetryOptions
         if (Exporter is not { } e || !(e.Equals("None", StringComparison.OrdinalIgnoreCase) || e.Equals("Console", StringComparison.OrdinalIgnoreCase)
                 || e.Equals("Otlp", StringComparison.OrdinalIgnoreCase)))
             errors.Add($"{Section}:Exporter must be None, Console or Otlp, not '{Exporter}'.");
-        if (OtlpEndpoint is { IsAbsoluteUri: false })
+        if (!string.IsNullOrWhiteSpace(OtlpEndpoint) && !Uri.TryCreate(OtlpEndpoint, UriKind.Absolute, out _))
             errors.Add($"{Section}:OtlpEndpoint must be an absolute URL such as http://localhost:4317, not '{OtlpEndpoint}'.");
         return errors;
     }

@@ -47,7 +47,7 @@ public static class TelemetryRegistration
         }
         else if (exporter)
         {
-            builder.UseOtlpExporter(OtlpExportProtocol.Grpc, options.OtlpEndpoint ?? DefaultOtlpEndpoint());
+            builder.UseOtlpExporter(OtlpExportProtocol.Grpc, string.IsNullOrWhiteSpace(options.OtlpEndpoint) ? DefaultOtlpEndpoint() : new Uri(options.OtlpEndpoint));
         }
         hostExporters?.Invoke(builder);
         return builder;
