@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.Pipelines;
 
 /// <summary>
-/// diffusers' <c>WuerstchenDecoderPipeline</c> (spec §7.2): image embeddings + CLIP-H text → Stage B sampling
+/// diffusers' <c>WuerstchenDecoderPipeline</c> (upstream: pipeline_wuerstchen.py): image embeddings + CLIP-H text → Stage B sampling
 /// (guidance with a zero effnet for the unconditional half) → Stage A decode of <c>scale·latents</c>, clamped to [0, 1].
 /// </summary>
 public sealed class WuerstchenDecoderPipeline : IDisposable

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.Pipelines;
 
 /// <summary>
-/// diffusers' <c>WuerstchenPriorPipeline</c> (spec §7.1): text → CLIP-bigG states → Stage C sampling with
+/// diffusers' <c>WuerstchenPriorPipeline</c> (upstream: pipeline_wuerstchen_prior.py): text → CLIP-bigG states → Stage C sampling with
 /// classifier-free guidance → image embeddings (<c>latents·latent_mean − latent_std</c>).
 /// </summary>
 public sealed class WuerstchenPriorPipeline : IDisposable

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.Schedulers;
 
 /// <summary>
-/// diffusers' <c>DDPMWuerstchenScheduler</c>: continuous-time cosine DDPM on t ∈ [0, 1] (spec §6).
+/// diffusers' <c>DDPMWuerstchenScheduler</c>: continuous-time cosine DDPM on t ∈ [0, 1] (upstream: scheduling_ddpm_wuerstchen.py).
 /// The arithmetic runs in float32 tensors, as the reference's does, so results agree to the last bits.
 /// </summary>
 public sealed class DdpmWuerstchenScheduler

@@ -39,7 +39,7 @@ public sealed class TrainingOptions
     /// <summary>Checkpoints kept per run (the newest; at least two, so a corrupt newest one has a predecessor).</summary>
     public int CheckpointsToKeep { get; set; } = 3;
 
-    /// <summary>A full garbage collection every this many steps: finalisable native objects otherwise pin the native heap (torchsharp.md §6).</summary>
+    /// <summary>A full garbage collection every this many steps: finalisable native objects otherwise pin the native heap (TorchSharp frees an undisposed tensor's memory only when its finaliser runs).</summary>
     public int CollectGarbageEvery { get; set; } = 10;
 
     public IReadOnlyList<string> Validate()
