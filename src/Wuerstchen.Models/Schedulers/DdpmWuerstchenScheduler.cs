@@ -32,6 +32,15 @@ public sealed class DdpmWuerstchenScheduler
     public static DdpmWuerstchenScheduler FromComponent(ModelComponent component) =>
         new(DdpmWuerstchenSchedulerConfig.Read(Path.Combine(component.Directory, DdpmWuerstchenSchedulerConfig.FileName)));
 
+    /// <summary>The explicit <paramref name="timesteps"/> when given, else <paramref name="steps"/> evenly spaced ones (as both pipelines take them).</summary>
+    public void SetTimesteps(IReadOnlyList<double>? timesteps, int steps)
+    {
+        if (timesteps is not null)
+            SetTimesteps(timesteps);
+        else
+            SetTimesteps(steps);
+    }
+
     /// <summary><c>linspace(1, 0, steps + 1)</c>.</summary>
     public void SetTimesteps(int steps)
     {
