@@ -4,9 +4,9 @@ using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Wuerstchen.Pipeline.Bulk;
+using Wuerstchen.Pipeline.Diagnostics;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Models;
-using Wuerstchen.Pipeline.Diagnostics;
 using Wuerstchen.Pipeline.Storage;
 using Wuerstchen.Workflows.Telemetry;
 

@@ -5,9 +5,9 @@ using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Options;
 using Wuerstchen.Pipeline;
+using Wuerstchen.Pipeline.Diagnostics;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Models;
-using Wuerstchen.Pipeline.Diagnostics;
 using Wuerstchen.Pipeline.Storage;
 using Wuerstchen.Workflows.Telemetry;
 
