@@ -15,7 +15,7 @@ verify=(--verify-no-changes)
 if [ "${1:-}" = --fix ]; then verify=(); fi
 
 status=0
-if dotnet format whitespace --folder "${verify[@]}" --exclude '**/bin/**' '**/obj/**' '**/node_modules/**' -v q; then
+if dotnet format whitespace --folder "${verify[@]}" --exclude '**/bin/**' '**/obj/**' '**/node_modules/**' '.artifacts/**' -v q; then
   echo "format: ok    whitespace"
 else
   echo "format: FAIL  whitespace: run ./scripts/check-format.sh --fix, or see the lines above" >&2
