@@ -11,7 +11,8 @@
 #   3. Settings contract: infra/app-settings.json must be exactly the env names of the Container App in the compiled
 #      main.json. Then `bicep snapshot` evaluates each parameter file and infra/tools/check_deployment.py checks the
 #      values against the contract and host.json (fixed settings, storage names, model mount, identity, probes, the
-#      bounded model cache, no custom scale rules in the app and the override that replaces them), and the snapshot of
+#      bounded model cache, no custom scale rules in the app and the override that replaces them, the failure-rate and
+#      queue-age alerts of docs/operations.md), and the snapshot of
 #      a first deployment's first step (deployApp=false).
 #   4. infra/deploy.sh against a stand-in `az` (infra/tools/check_deploy_script.py: quota first, the first-deployment
 #      order, the override PATCH after every deployment), host.json (finite functionTimeout, connectionName), and the
@@ -168,7 +169,7 @@ snapshot_check() { # LABEL PARAMFILE REGISTRY
      && bicep_clean "$log" \
      && python3 infra/tools/check_deployment.py snapshot infra/app-settings.json host.json "$result" \
           ${registry:+--expect-acr} >>"$log" 2>&1; then
-    pass "deployment snapshot $label: $(grep -c '^  ok' "$log") checks of settings, storage, identity, model mount, probes, scale rules"
+    pass "deployment snapshot $label: $(grep -c '^  ok' "$log") checks of settings, storage, identity, model mount, probes, scale rules, alerts"
   else
     fail "deployment snapshot $label" "$log"
   fi

@@ -131,6 +131,18 @@ param ingressAllowedCidrs string[] = []
 @description('Extra tags for every resource.')
 param tags { *: string } = {}
 
+@description('Alert when more than this percentage of stage activities failed within 15 minutes (docs/operations.md).')
+@minValue(1)
+@maxValue(100)
+param alertFailureRatePercent int = 10
+
+@description('Alert when a generation waited longer than this many seconds for its Stage C to start (docs/operations.md).')
+@minValue(60)
+param alertQueueAgeSeconds int = 900
+
+@description('Resource ID of an action group the alerts notify; empty: they show in the portal only.')
+param alertActionGroupId string = ''
+
 var allTags = union(tags, {
   workload: 'wuerstchen-functions'
   environment: environmentName
@@ -167,6 +179,23 @@ module monitoring 'modules/monitoring.bicep' = {
     retentionInDays: logRetentionInDays
     tags: allTags
   }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    location: location
+    namePrefix: 'alert-${prefix}'
+    appInsightsName: appInsightsName
+    failureRatePercent: alertFailureRatePercent
+    queueAgeSeconds: alertQueueAgeSeconds
+    actionGroupId: alertActionGroupId
+    tags: allTags
+  }
+  // The component is passed by its deterministic name (what-if can predict the rules), so the order is explicit.
+  dependsOn: [
+    monitoring
+  ]
 }
 
 module storage 'modules/storage.bicep' = {

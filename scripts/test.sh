@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the solution and runs every test: checks the deployment side (infra/check.sh: Bicep, Dockerfiles, the app
-# settings contract), restores NuGet and npm packages, starts Azurite (the Azure Storage emulator) for the storage
+# settings contract) and the code's format and style (scripts/check-format.sh: .editorconfig; the .NET analyzers run
+# in the build), restores NuGet and npm packages, starts Azurite (the Azure Storage emulator) for the storage
 # tests, and stops it again. Extra arguments go to `dotnet test` (e.g. --filter).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,7 @@ command -v python3 >/dev/null || { echo "error: python3 is not on PATH (infra/ch
 # Deployment checks first; a failure fails the run but the .NET tests still run and report.
 status=0
 ./infra/check.sh || status=$?
+./scripts/check-format.sh || status=$?
 
 source scripts/azurite.sh
 azurite_start "$root/.artifacts/azurite"

@@ -10,7 +10,7 @@
       app relies on: fixed settings, storage names that exist, the mounted model folder, the three probes, the bounded
       model cache, a precision the GPU runs well, identity-only storage, secure defaults; no custom scale rules in the
       app itself, and the scale-rule override (the functionAppScaleOverride output infra/deploy.sh PATCHes) matching
-      the task hub and host.json.
+      the task hub and host.json; the failure-rate and queue-age alerts (docs/operations.md) on Application Insights.
   check_deployment.py foundation SNAPSHOT
       A snapshot with deployApp=false: everything but the app, roles included.
   check_deployment.py hostjson HOST_JSON
@@ -116,6 +116,8 @@ def check_snapshot(manifest_path, host_json_path, snapshot_path, expect_acr):
 
     def resources(kind):
         return by_type.get(kind, [])
+
+    check_alerts(resources)
 
     apps = resources("Microsoft.App/containerApps")
     report(len(apps) == 1, "one container app", f"found {len(apps)}")
@@ -278,6 +280,28 @@ def check_snapshot(manifest_path, host_json_path, snapshot_path, expect_acr):
            "control queues count visible messages only (future durable timers hold no GPU); work queues count work in progress too",
            str(strategies))
     report(any("http" in r for r in rules), "an HTTP scale rule in the override")
+
+
+def check_alerts(resources):
+    """The alerts docs/operations.md describes: enabled log search rules on the app's Application Insights component."""
+    components = [c.get("name") for c in resources("Microsoft.Insights/components")]
+    rules = resources("Microsoft.Insights/scheduledQueryRules")
+
+    def queries(rule):
+        return " ".join(str(c.get("query", "")) for c in get(rule, "properties", "criteria", "allOf", default=[]))
+
+    for label, fragments in (("stage failure rate", ("StageC", "StageB", "StageA", "success == false")),
+                             ("queue age", ("wuerstchen.queue.wait",))):
+        found = [r for r in rules if all(f in queries(r) for f in fragments)]
+        report(len(found) == 1, f"alert: one {label} rule (docs/operations.md)", f"found {len(found)} of {len(rules)} rules")
+        for r in found:
+            props = r.get("properties", {})
+            scopes = props.get("scopes", [])
+            report(props.get("enabled") is True and len(scopes) == 1 and any(str(scopes[0]).endswith(f"/components/{c}") for c in components),
+                   f"alert: the {label} rule is enabled and watches the app's Application Insights", str(scopes)[:200])
+            criteria = get(props, "criteria", "allOf", 0, default={})
+            report(criteria.get("operator") == "GreaterThan" and isinstance(criteria.get("threshold"), (int, float)) and criteria.get("metricMeasureColumn"),
+                   f"alert: the {label} rule compares a measured column with a threshold", json.dumps(criteria)[:200])
 
 
 def check_foundation(snapshot_path):

@@ -1,11 +1,11 @@
 using System.Diagnostics;
+using TorchSharp;
 using Wuerstchen.Models.Pipelines;
 using Wuerstchen.Models.Schedulers;
 using Wuerstchen.Models.StageA;
 using Wuerstchen.Models.StageB;
 using Wuerstchen.Models.StageC;
 using Wuerstchen.Models.Text;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Wuerstchen.Benchmarks;

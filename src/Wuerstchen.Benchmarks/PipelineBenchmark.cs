@@ -1,9 +1,9 @@
 using System.Diagnostics;
 using Wuerstchen.Models.Imaging;
 using Wuerstchen.Models.Pipelines;
+using Wuerstchen.Models.Runtime;
 using Wuerstchen.Models.Schedulers;
 using Wuerstchen.Models.Text;
-using Wuerstchen.Models.Runtime;
 using static TorchSharp.torch;
 
 namespace Wuerstchen.Benchmarks;

@@ -7,6 +7,7 @@ using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
 using Wuerstchen.Workflows;
 using Wuerstchen.Workflows.Embedded;
+using Wuerstchen.Workflows.Telemetry;
 
 namespace Wuerstchen.Cli;
 
@@ -70,11 +71,13 @@ public sealed class LocalEngine : IAsyncDisposable
         var services = new ServiceCollection();
         services.AddLogging(logging => ConfigureLogging(logging, settings.Verbose));
         services.AddWuerstchenWorkflows(configuration);
+        services.AddWuerstchenTelemetry(configuration); // off unless Wuerstchen__Telemetry__Exporter is Console or Otlp
         configure?.Invoke(services, configuration);
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
         try
         {
             provider.ValidateSettings();
+            provider.StartWuerstchenTelemetry();
             _ = provider.GetRequiredService<IBlobStore>();
         }
         catch

@@ -1,5 +1,7 @@
 using System.ComponentModel;
 using System.Text.Json;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
 using Spectre.Console;
 using Spectre.Console.Cli;
 using Wuerstchen.Models.Loading;
@@ -8,8 +10,6 @@ using Wuerstchen.Pipeline.Hub;
 using Wuerstchen.Pipeline.Inspection;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Options;
 
 namespace Wuerstchen.Cli;
 

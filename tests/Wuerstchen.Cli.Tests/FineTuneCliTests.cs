@@ -25,8 +25,8 @@ public sealed class FineTuneCliTests : IDisposable
         {
             using var image = new Image<Rgb24>(32, 32, new Rgb24(255, 255, 255));
             for (int y = 8; y < 24; y++)
-            for (int x = 8; x < 24; x++)
-                image[x, y] = rgb;
+                for (int x = 8; x < 24; x++)
+                    image[x, y] = rgb;
             image.SaveAsPng(Path.Combine(folder, $"{colour}.png"));
             File.WriteAllText(Path.Combine(folder, $"{colour}.txt"), $"a {colour} square");
         }

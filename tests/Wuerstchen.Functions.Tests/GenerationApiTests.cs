@@ -90,12 +90,12 @@ public sealed class GenerationApiTests
         var reference = expected.data<byte>().ToArray();
         int far = 0;
         for (int y = 0; y < decoded.Height; y++)
-        for (int x = 0; x < decoded.Width; x++)
-        {
-            var p = decoded[x, y];
-            int at = (y * decoded.Width + x) * 3;
-            far += (Math.Abs(p.R - reference[at]) > 1 ? 1 : 0) + (Math.Abs(p.G - reference[at + 1]) > 1 ? 1 : 0) + (Math.Abs(p.B - reference[at + 2]) > 1 ? 1 : 0);
-        }
+            for (int x = 0; x < decoded.Width; x++)
+            {
+                var p = decoded[x, y];
+                int at = (y * decoded.Width + x) * 3;
+                far += (Math.Abs(p.R - reference[at]) > 1 ? 1 : 0) + (Math.Abs(p.G - reference[at + 1]) > 1 ? 1 : 0) + (Math.Abs(p.B - reference[at + 2]) > 1 ? 1 : 0);
+            }
         Assert.True(far <= reference.Length / 1000, $"{what}: {far} of {reference.Length} values differ from the reference by more than one level");
     }
 }

@@ -13,9 +13,10 @@ public sealed class BulkFunctions(BulkJobIntake intake, BulkActivities activitie
     public Task Accept(
         [QueueTrigger("%Wuerstchen:Bulk:QueueName%", Connection = "AzureWebJobsStorage")] string message,
         string id,
+        DateTimeOffset? insertionTime,
         [DurableClient] DurableTaskClient client,
         CancellationToken cancellationToken) =>
-        intake.AcceptAsync(client, message, id, cancellationToken);
+        intake.AcceptAsync(client, message, id, cancellationToken, insertionTime);
 
     [Function(BulkGenerateOrchestration.Name)]
     public static Task<BulkSummary> BulkGenerate([OrchestrationTrigger] TaskOrchestrationContext context) =>

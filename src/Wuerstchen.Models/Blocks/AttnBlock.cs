@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.Blocks;
 
 /// <summary>
-/// Attention over image tokens with the condition appended to the keys and values (spec §1.6):
+/// Attention over image tokens with the condition appended to the keys and values (upstream: modeling_wuerstchen_common.py, AttnBlock):
 /// kv = [LN(x) tokens ; Linear(SiLU(cond))], x + Attention(LN(x) tokens, kv). The condition's part, its keys and values
 /// (<see cref="MapCondition"/>), depends only on the text: a sampling loop computes it once per generation and calls
 /// <see cref="Attend"/> each step, which projects only the image tokens.
@@ -57,7 +57,7 @@ public sealed class AttnBlock : nn.Module<Tensor, Tensor, Tensor>
 /// <summary>Projected keys and values, (B, L, c) each.</summary>
 public sealed record KeyValues(Tensor Keys, Tensor Values);
 
-/// <summary>diffusers' <c>Attention</c> as Würstchen uses it: biased q/k/v projections, no mask, scale head_dim^-½ (spec §1.7).</summary>
+/// <summary>diffusers' <c>Attention</c> as Würstchen uses it: biased q/k/v projections, no mask, scale head_dim^-½ (upstream: attention_processor.py, Attention and AttnProcessor2_0).</summary>
 public sealed class Attention : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly Linear to_q;

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.Blocks;
 
 /// <summary>
-/// ConvNeXt-V2 global response normalisation on NHWC input; gamma and beta are (1, 1, 1, C) (spec §1.3).
+/// ConvNeXt-V2 global response normalisation on NHWC input; gamma and beta are (1, 1, 1, C) (upstream: modeling_wuerstchen_common.py, GlobalResponseNorm).
 /// The reference computes <c>γ·(x·N) + β + x</c> with N = ‖x‖₂ over H, W divided by its channel mean: about eight
 /// kernels over the widest activation of every block. This computes the same thing as <c>β + x·(γ·N + 1)</c>: the
 /// scale is a small (B, 1, 1, C) tensor and the activation is read once, by one <c>addcmul</c>. In float32 the two

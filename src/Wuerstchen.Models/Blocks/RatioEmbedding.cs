@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace Wuerstchen.Models.Blocks;
 
-/// <summary>The sinusoidal embedding of the diffusion ratio r ∈ [0, 1] shared by Stage C and Stage B (spec §1.8).</summary>
+/// <summary>The sinusoidal embedding of the diffusion ratio r ∈ [0, 1] shared by Stage C and Stage B (upstream: modeling_wuerstchen_prior.py and modeling_wuerstchen_diffnext.py, <c>gen_r_embedding</c>).</summary>
 public static class RatioEmbedding
 {
     private const double MaxPositions = 10000;

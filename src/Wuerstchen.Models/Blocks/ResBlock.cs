@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.Blocks;
 
 /// <summary>
-/// Stage C's ConvNeXt-style block (spec §1.4): depthwise conv over [x ; skip] → channel LayerNorm →
+/// Stage C's ConvNeXt-style block (upstream: modeling_wuerstchen_common.py, ResBlock): depthwise conv over [x ; skip] → channel LayerNorm →
 /// Linear(4c) → GELU → GRN → Dropout → Linear(c), plus the residual.
 /// </summary>
 public sealed class ResBlock : nn.Module<Tensor, Tensor?, Tensor>

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace Wuerstchen.Models.Blocks;
 
-/// <summary>Modulates features by the ratio embedding: x·(1 + a) + b with [a, b] = mapper(r_embed) (spec §1.2).</summary>
+/// <summary>Modulates features by the ratio embedding: x·(1 + a) + b with [a, b] = mapper(r_embed) (upstream: modeling_wuerstchen_common.py, TimestepBlock).</summary>
 public sealed class TimestepBlock : nn.Module<Tensor, Tensor, Tensor>
 {
     private readonly Linear mapper;

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 
 namespace Wuerstchen.Models.Blocks;
 
-/// <summary>LayerNorm over the channel dimension of an NCHW tensor, affine-free, eps 1e-6 (spec §1.1). No parameters.</summary>
+/// <summary>LayerNorm over the channel dimension of an NCHW tensor, affine-free, eps 1e-6 (upstream: modeling_wuerstchen_common.py, WuerstchenLayerNorm). No parameters.</summary>
 public sealed class WuerstchenLayerNorm : nn.Module<Tensor, Tensor>
 {
     private readonly long[] _channels;

@@ -6,13 +6,13 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.Effnet;
 
 /// <summary>
-/// The EfficientNet encoder that makes Stage C's training targets (spec §9.1; diffusers' training example): the
+/// The EfficientNet encoder that makes Stage C's training targets (upstream: modeling_efficient_net_encoder.py, EfficientNetEncoder): the
 /// EfficientNetV2-S feature extractor and a 1×1 conv + BatchNorm down to <c>c_latent</c> channels. Keys:
 /// <c>backbone.*</c> (torchvision's), <c>mapper.0.weight</c>, <c>mapper.1.*</c>. Frozen: always used in eval mode.
 /// </summary>
 public sealed class EfficientNetEncoder : nn.Module<Tensor, Tensor>
 {
-    /// <summary>Stage C's latent scaling: the prior learns <c>(effnet + 1) / 42</c> (spec §11.10).</summary>
+    /// <summary>Stage C's latent scaling: the prior learns <c>(effnet + 1) / 42</c> (upstream: train_text_to_image_prior.py, <c>image_embeds.add(1.0).div(42.0)</c>).</summary>
     public const double PriorLatentScale = 42.0;
 
     private readonly Sequential backbone;

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.Effnet;
 
 /// <summary>
-/// torchvision's <c>efficientnet_v2_s().features</c> (spec §9.1), as a <see cref="Sequential"/> with torchvision's keys:
+/// torchvision's <c>efficientnet_v2_s().features</c> (torchvision <c>torchvision/models/efficientnet.py</c>, as upstream modeling_efficient_net_encoder.py uses it), as a <see cref="Sequential"/> with torchvision's keys:
 /// <c>0</c> stem conv, <c>1</c>–<c>6</c> stages of FusedMBConv/MBConv blocks (<c>{stage}.{block}.block.{j}…</c>),
 /// <c>7</c> the 1×1 head conv. BatchNorm eps 1e-3, SiLU; stochastic depth is the identity at inference.
 /// </summary>

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.Effnet;
 
 /// <summary>
-/// The training example's image transform for the EfficientNet encoder (spec §9.2): resize the short side to the
+/// The training example's image transform for the EfficientNet encoder (upstream: train_text_to_image_prior.py, <c>effnet_transforms</c>): resize the short side to the
 /// resolution (bilinear, antialiased), center crop a square, scale to [0, 1], normalise with the ImageNet mean and
 /// std. The reference resizes with PIL, which rounds the resized pixels to 8 bits; so does this, which keeps the
 /// result within one 8-bit level of the reference's (PIL's fixed-point filter and libtorch's float one round a few

@@ -2,7 +2,7 @@ using static TorchSharp.torch;
 
 namespace Wuerstchen.Models.Pipelines;
 
-/// <summary>The [conditional, unconditional] batch trick both pipelines use (spec §11.14).</summary>
+/// <summary>The [conditional, unconditional] batch trick both pipelines use (upstream: pipeline_wuerstchen_prior.py and pipeline_wuerstchen.py, <c>torch.cat([latents] * 2)</c> and <c>torch.lerp</c>; docs/upstream.md).</summary>
 internal static class ClassifierFreeGuidance
 {
     /// <summary>Guidance is on when the scale exceeds 1, as in the reference.</summary>

@@ -1,7 +1,7 @@
 namespace Wuerstchen.Models.Pipelines;
 
 /// <summary>
-/// Image sizes the full cascade can make: multiples of 128 px (spec §7.5). Other sizes give Stage B latents the
+/// Image sizes the full cascade can make: multiples of 128 px (docs/upstream.md, "Image sizes"). Other sizes give Stage B latents the
 /// decoder's U-Net cannot take; the reference fails inside the model, this says which sizes would work.
 /// </summary>
 public static class ImageSize

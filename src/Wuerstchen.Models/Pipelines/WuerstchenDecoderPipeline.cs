@@ -9,7 +9,7 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.Pipelines;
 
 /// <summary>
-/// diffusers' <c>WuerstchenDecoderPipeline</c> (spec §7.2): image embeddings + CLIP-H text → Stage B sampling
+/// diffusers' <c>WuerstchenDecoderPipeline</c> (upstream: pipeline_wuerstchen.py): image embeddings + CLIP-H text → Stage B sampling
 /// (guidance with a zero effnet for the unconditional half) → Stage A decode of <c>scale·latents</c>, clamped to [0, 1].
 /// </summary>
 public sealed class WuerstchenDecoderPipeline : IDisposable
@@ -42,15 +42,11 @@ public sealed class WuerstchenDecoderPipeline : IDisposable
     /// <summary>Loads a <c>warp-ai/wuerstchen</c>-layout folder.</summary>
     public static WuerstchenDecoderPipeline FromRepository(ModelRepository repository, InferenceOptions? options = null)
     {
-        options ??= new InferenceOptions();
-        options.Validate();
-        var index = repository.Index ?? throw new ModelConfigException(repository.Root, "a decoder pipeline folder needs model_index.json.");
-        index.Require("WuerstchenDecoderPipeline", "decoder", "vqgan", "text_encoder", "tokenizer", "scheduler");
-        var textEncoder = ClipPromptEncoder.FromRepository(repository, options.DType, options.Device, options.Variant);
-        var decoder = WuerstchenDiffNeXt.FromComponent(repository.Component("decoder"), options.DType, options.Variant, options.Device);
-        var vqgan = PaellaVQModel.FromComponent(repository.Component("vqgan"), options.DType, options.Variant, options.Device);
-        var scheduler = DdpmWuerstchenScheduler.FromComponent(repository.Component("scheduler"));
-        return new WuerstchenDecoderPipeline(textEncoder, decoder, vqgan, scheduler, index.GetNumber("latent_dim_scale"), options);
+        var (index, validated, textEncoder, scheduler) = PipelineFolder.Open(repository, options, "decoder", "WuerstchenDecoderPipeline",
+            "decoder", "vqgan", "text_encoder", "tokenizer", "scheduler");
+        var decoder = WuerstchenDiffNeXt.FromComponent(repository.Component("decoder"), validated.DType, validated.Variant, validated.Device);
+        var vqgan = PaellaVQModel.FromComponent(repository.Component("vqgan"), validated.DType, validated.Variant, validated.Device);
+        return new WuerstchenDecoderPipeline(textEncoder, decoder, vqgan, scheduler, index.GetNumber("latent_dim_scale"), validated);
     }
 
     /// <summary>The Stage B latent size for a Stage C latent size: ⌊size · latent_dim_scale⌋.</summary>
@@ -99,10 +95,7 @@ public sealed class WuerstchenDecoderPipeline : IDisposable
         // The text and effnet part of every step (clip_mapper, kv_mapper, the effnet resizes and mappers), once per generation.
         var condition = Decoder.MapCondition(effnet, text.to(Options.DType), latentHeight, latentWidth);
 
-        if (settings.Timesteps is { } timesteps)
-            Scheduler.SetTimesteps(timesteps);
-        else
-            Scheduler.SetTimesteps(settings.Steps);
+        Scheduler.SetTimesteps(settings.Timesteps, settings.Steps);
 
         var latents = DenoisingLoop.Run(Scheduler, [embeddingCount * n, Decoder.Config.CIn, latentHeight, latentWidth],
             (x, r) => Decoder.Forward(x, r, condition), settings.GuidanceScale, noise, Options, StageName, onStep, cancellationToken);

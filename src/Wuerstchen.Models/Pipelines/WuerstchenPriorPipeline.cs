@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.Pipelines;
 
 /// <summary>
-/// diffusers' <c>WuerstchenPriorPipeline</c> (spec §7.1): text → CLIP-bigG states → Stage C sampling with
+/// diffusers' <c>WuerstchenPriorPipeline</c> (upstream: pipeline_wuerstchen_prior.py): text → CLIP-bigG states → Stage C sampling with
 /// classifier-free guidance → image embeddings (<c>latents·latent_mean − latent_std</c>).
 /// </summary>
 public sealed class WuerstchenPriorPipeline : IDisposable
@@ -44,15 +44,11 @@ public sealed class WuerstchenPriorPipeline : IDisposable
     /// <summary>Loads a <c>warp-ai/wuerstchen-prior</c>-layout folder.</summary>
     public static WuerstchenPriorPipeline FromRepository(ModelRepository repository, InferenceOptions? options = null)
     {
-        options ??= new InferenceOptions();
-        options.Validate();
-        var index = repository.Index ?? throw new ModelConfigException(repository.Root, "a prior pipeline folder needs model_index.json.");
-        index.Require("WuerstchenPriorPipeline", "prior", "text_encoder", "tokenizer", "scheduler");
-        var textEncoder = ClipPromptEncoder.FromRepository(repository, options.DType, options.Device, options.Variant);
-        var prior = WuerstchenPrior.FromComponent(repository.Component("prior"), options.DType, options.Variant, options.Device);
-        var scheduler = DdpmWuerstchenScheduler.FromComponent(repository.Component("scheduler"));
+        var (index, validated, textEncoder, scheduler) = PipelineFolder.Open(repository, options, "prior", "WuerstchenPriorPipeline",
+            "prior", "text_encoder", "tokenizer", "scheduler");
+        var prior = WuerstchenPrior.FromComponent(repository.Component("prior"), validated.DType, validated.Variant, validated.Device);
         return new WuerstchenPriorPipeline(textEncoder, prior, scheduler,
-            index.GetNumber("resolution_multiple"), index.GetNumber("latent_mean"), index.GetNumber("latent_std"), options);
+            index.GetNumber("resolution_multiple"), index.GetNumber("latent_mean"), index.GetNumber("latent_std"), validated);
     }
 
     /// <summary>The Stage C latent size for an image size: ⌈size / resolution_multiple⌉.</summary>
@@ -87,10 +83,7 @@ public sealed class WuerstchenPriorPipeline : IDisposable
         // The text's part of every step, once per generation.
         var condition = Prior.MapCondition(text.to(Options.DType));
 
-        if (settings.Timesteps is { } timesteps)
-            Scheduler.SetTimesteps(timesteps);
-        else
-            Scheduler.SetTimesteps(settings.Steps);
+        Scheduler.SetTimesteps(settings.Timesteps, settings.Steps);
 
         var (latentHeight, latentWidth) = LatentSize(settings.Height, settings.Width);
         long batch = settings.Prompts.Count * n;

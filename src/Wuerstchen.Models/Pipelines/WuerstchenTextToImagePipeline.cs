@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 
 namespace Wuerstchen.Models.Pipelines;
 
-/// <summary>The whole cascade in one process (diffusers' <c>WuerstchenCombinedPipeline</c>, spec §7.3).</summary>
+/// <summary>The whole cascade in one process (diffusers' <c>WuerstchenCombinedPipeline</c>, upstream: pipeline_wuerstchen_combined.py).</summary>
 public sealed class WuerstchenTextToImagePipeline(WuerstchenPriorPipeline prior, WuerstchenDecoderPipeline decoder) : IDisposable
 {
     public WuerstchenPriorPipeline Prior { get; } = prior;

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.Schedulers;
 
 /// <summary>
-/// diffusers' <c>DDPMWuerstchenScheduler</c>: continuous-time cosine DDPM on t ∈ [0, 1] (spec §6).
+/// diffusers' <c>DDPMWuerstchenScheduler</c>: continuous-time cosine DDPM on t ∈ [0, 1] (upstream: scheduling_ddpm_wuerstchen.py).
 /// The arithmetic runs in float32 tensors, as the reference's does, so results agree to the last bits.
 /// </summary>
 public sealed class DdpmWuerstchenScheduler
@@ -31,6 +31,15 @@ public sealed class DdpmWuerstchenScheduler
 
     public static DdpmWuerstchenScheduler FromComponent(ModelComponent component) =>
         new(DdpmWuerstchenSchedulerConfig.Read(Path.Combine(component.Directory, DdpmWuerstchenSchedulerConfig.FileName)));
+
+    /// <summary>The explicit <paramref name="timesteps"/> when given, else <paramref name="steps"/> evenly spaced ones (as both pipelines take them).</summary>
+    public void SetTimesteps(IReadOnlyList<double>? timesteps, int steps)
+    {
+        if (timesteps is not null)
+            SetTimesteps(timesteps);
+        else
+            SetTimesteps(steps);
+    }
 
     /// <summary><c>linspace(1, 0, steps + 1)</c>.</summary>
     public void SetTimesteps(int steps)

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.StageA;
 
 /// <summary>
-/// The VQGAN's residual block (spec §4.2): an edge-padded 3×3 depthwise conv and a per-pixel MLP, each after an
+/// The VQGAN's residual block (upstream: modeling_paella_vq_model.py, MixingResidualBlock): an edge-padded 3×3 depthwise conv and a per-pixel MLP, each after an
 /// affine-free channel LayerNorm and modulated by the six learned scalars <c>gammas</c>.
 /// </summary>
 public sealed class MixingResidualBlock : nn.Module<Tensor, Tensor>

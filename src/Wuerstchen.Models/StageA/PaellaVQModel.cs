@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.StageA;
 
 /// <summary>
-/// Stage A, diffusers' <c>PaellaVQModel</c> (spec §4): an f4 VQGAN between RGB images in [0, 1] and 4-channel latents.
+/// Stage A, diffusers' <c>PaellaVQModel</c> (upstream: modeling_paella_vq_model.py): an f4 VQGAN between RGB images in [0, 1] and 4-channel latents.
 /// Module tree = checkpoint keys: <c>in_block.1</c>, <c>down_blocks.*</c> (residual blocks, stride-2 convs, then
 /// <c>down_blocks.N.{0 conv, 1 BatchNorm}</c>), <c>vquantizer.embedding</c>, <c>up_blocks.*</c> (<c>up_blocks.0.0</c>,
 /// residual blocks, transposed convs), <c>out_block.0</c>.
@@ -60,7 +60,7 @@ public sealed class PaellaVQModel : nn.Module<Tensor, Tensor>
 
     public PaellaVQModelConfig Config { get; }
 
-    /// <summary>The pipeline's latent scale: it decodes <c>ScaleFactor · latents</c> (spec §11.11).</summary>
+    /// <summary>The pipeline's latent scale: it decodes <c>ScaleFactor · latents</c> (upstream: pipeline_wuerstchen.py, <c>self.vqgan.config.scale_factor * latents</c>).</summary>
     public double ScaleFactor => Config.ScaleFactor;
 
     /// <summary>

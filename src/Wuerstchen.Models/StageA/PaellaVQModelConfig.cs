@@ -15,7 +15,7 @@ public sealed record PaellaVQModelConfig
     public int NumVqEmbeddings { get; init; } = 8192;
     public double ScaleFactor { get; init; } = 0.3764;
 
-    /// <summary>The published <c>warp-ai/wuerstchen/vqgan</c> configuration (spec §4.1).</summary>
+    /// <summary>The published <c>warp-ai/wuerstchen/vqgan</c> configuration (the Hub's <c>vqgan/config.json</c>, equal to the defaults of upstream modeling_paella_vq_model.py).</summary>
     public static PaellaVQModelConfig Published { get; } = new();
 
     /// <summary>The width of each level, finest first: <c>embed_dim // 2^i</c> for i = levels−1 … 0 (published: 192, 384).</summary>

@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.StageB;
 
 /// <summary>
-/// Stage B's ConvNeXt-style block (spec §1.5). Unlike Stage C's <see cref="ResBlock"/>, the skip joins <em>after</em> the
+/// Stage B's ConvNeXt-style block (upstream: modeling_wuerstchen_diffnext.py, ResBlockStageB). Unlike Stage C's <see cref="ResBlock"/>, the skip joins <em>after</em> the
 /// depthwise conv and channel LayerNorm, so only the first Linear is widened: depthwise conv(c) → LN → [· ; skip] →
 /// Linear(4c) → GELU → GRN → Dropout → Linear(c), plus the residual.
 /// </summary>

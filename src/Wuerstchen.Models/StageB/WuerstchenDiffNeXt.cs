@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.StageB;
 
 /// <summary>
-/// Stage B, diffusers' <c>WuerstchenDiffNeXt</c> (spec §3): a U-Net that predicts the noise in a VQGAN latent from the ratio
+/// Stage B, diffusers' <c>WuerstchenDiffNeXt</c> (upstream: modeling_wuerstchen_diffnext.py): a U-Net that predicts the noise in a VQGAN latent from the ratio
 /// r, Stage C's EfficientNet-space embedding and CLIP-H text states. Module tree = checkpoint keys: <c>clip_mapper</c>,
 /// <c>effnet_mappers.{i}</c> (only where the level injects effnet; one per down level, then one per up block),
 /// <c>embedding.1</c>, <c>down_blocks.{level}.{j}</c>, <c>up_blocks.{u}.{j}</c> (u = levels − 1 − level), <c>clf.1</c>.

@@ -5,7 +5,7 @@ using Wuerstchen.Models.Loading;
 namespace Wuerstchen.Models.StageB;
 
 /// <summary>
-/// <c>decoder/config.json</c> (spec §3.1); defaults are diffusers' class defaults, which the published decoder uses unchanged.
+/// <c>decoder/config.json</c> (upstream: modeling_wuerstchen_diffnext.py, <c>WuerstchenDiffNeXt.__init__</c>); defaults are diffusers' class defaults, which the published decoder uses unchanged.
 /// The per-level lists (<c>c_hidden</c>, <c>nhead</c>, <c>blocks</c>, <c>level_config</c>, <c>inject_effnet</c>) have one entry
 /// per U-Net level; <c>level_config</c> spells each level's repeated block pattern with C = ResBlockStageB, T = TimestepBlock,
 /// A = AttnBlock.

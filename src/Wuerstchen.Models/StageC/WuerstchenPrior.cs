@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Wuerstchen.Models.StageC;
 
 /// <summary>
-/// Stage C, diffusers' <c>WuerstchenPrior</c> (spec §2): predicts the noise in a 16-channel latent from the ratio r and
+/// Stage C, diffusers' <c>WuerstchenPrior</c> (upstream: modeling_wuerstchen_prior.py): predicts the noise in a 16-channel latent from the ratio r and
 /// CLIP-bigG text states. Module tree = checkpoint keys: <c>projection</c>, <c>cond_mapper.{0,2}</c>,
 /// <c>blocks.{3k: ResBlock, 3k+1: TimestepBlock, 3k+2: AttnBlock}</c>, <c>out.1</c>.
 /// </summary>

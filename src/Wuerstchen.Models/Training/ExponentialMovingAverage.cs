@@ -6,7 +6,7 @@ namespace Wuerstchen.Models.Training;
 
 /// <summary>
 /// How the EMA weights follow the trained ones. The diffusers example: decay 0.9999 every step with the
-/// <c>(1 + s)/(10 + s)</c> ramp (<see cref="Warmup"/>); the seed blog: β 0.9 every 100 steps, no ramp (spec §9.2, §10.1).
+/// <c>(1 + s)/(10 + s)</c> ramp (<see cref="Warmup"/>); the seed blog: β 0.9 every 100 steps, no ramp (upstream: training_utils.py, EMAModel; the seed blog: docs/upstream.md).
 /// </summary>
 public sealed record EmaSettings
 {

@@ -10,7 +10,7 @@ namespace Wuerstchen.Models.Training;
 public sealed record TrainingStepResult(double Loss, double GradNormBeforeClip);
 
 /// <summary>
-/// One Stage C training step as the diffusers example takes it (spec §9.2): x_t = add_noise(latents, ε, t),
+/// One Stage C training step as the diffusers example takes it (upstream: train_text_to_image_prior.py, the training loop): x_t = add_noise(latents, ε, t),
 /// ε̂ = prior(x_t, t, text), loss = mean((ε̂ − ε)²) (optionally weighted per sample), backward, clip, AdamW.
 /// </summary>
 /// <remarks>

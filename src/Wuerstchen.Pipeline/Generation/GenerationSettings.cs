@@ -31,7 +31,7 @@ public sealed record GenerationSettings
     /// <summary>float32, bfloat16 or float16.</summary>
     public string Precision { get; init; } = "float32";
 
-    /// <summary>The recommended recipe (spec §7.3): the 29-step Stage C schedule with guidance 4, 12 Stage B steps.</summary>
+    /// <summary>The recommended recipe (docs/upstream.md, "The recommended recipe"): the 29-step Stage C schedule with guidance 4, 12 Stage B steps.</summary>
     public static GenerationSettings Recommended { get; } = new() { PriorTimesteps = DdpmWuerstchenScheduler.DefaultStageCTimesteps };
 
     [JsonIgnore]

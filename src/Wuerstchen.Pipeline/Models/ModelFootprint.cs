@@ -104,8 +104,14 @@ public static partial class ModelFootprint
         long multiplier = trimmed[split..].ToUpperInvariant() switch
         {
             "" or "B" => 1,
-            "KB" => 1000L, "MB" => 1000L * 1000, "GB" => 1000L * 1000 * 1000, "TB" => 1000L * 1000 * 1000 * 1000,
-            "KIB" => 1L << 10, "MIB" => 1L << 20, "GIB" => 1L << 30, "TIB" => 1L << 40,
+            "KB" => 1000L,
+            "MB" => 1000L * 1000,
+            "GB" => 1000L * 1000 * 1000,
+            "TB" => 1000L * 1000 * 1000 * 1000,
+            "KIB" => 1L << 10,
+            "MIB" => 1L << 20,
+            "GIB" => 1L << 30,
+            "TIB" => 1L << 40,
             _ => 0,
         };
         if (multiplier == 0 || !double.TryParse(trimmed[..split].Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out double value)

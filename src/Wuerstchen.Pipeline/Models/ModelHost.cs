@@ -1,8 +1,10 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using TorchSharp;
 using Wuerstchen.Models.Loading;
 using Wuerstchen.Models.Pipelines;
+using Wuerstchen.Pipeline.Diagnostics;
 
 namespace Wuerstchen.Pipeline.Models;
 
@@ -26,6 +28,7 @@ public sealed partial class ModelHost : IDisposable
     private long _clock;
     private long _residentBytes;
     private bool _disposed;
+    private readonly IDisposable _residentGauge;
 
     public ModelHost(ModelLocator locator, IOptions<ModelOptions> options, ILogger<ModelHost> logger)
     {
@@ -33,6 +36,9 @@ public sealed partial class ModelHost : IDisposable
         _logger = logger;
         Inference = InferenceFrom(options.Value);
         BudgetBytes = options.Value.MemoryBudgetBytes ?? ModelFootprint.DefaultBudgetBytes(options.Value.Device);
+        _residentGauge = WuerstchenTelemetry.TrackResidentMemory(() => Interlocked.Read(ref _residentBytes));
+        if (options.Value.Device == "cuda")
+            WuerstchenTelemetry.ObserveGpuMemory();
     }
 
     public InferenceOptions Inference { get; }
@@ -145,6 +151,9 @@ public sealed partial class ModelHost : IDisposable
             _residentBytes += bytes;
         }
         LogLoaded(entry.Stage, entry.Name, path, Inference.DType.ToString(), ModelFootprint.Format(bytes), watch.Elapsed.TotalSeconds);
+        var tags = ModelTags(entry);
+        WuerstchenTelemetry.ModelLoads.Add(1, tags);
+        WuerstchenTelemetry.ModelLoadDuration.Record(watch.Elapsed.TotalSeconds, tags);
         return pipeline;
     }
 
@@ -182,8 +191,12 @@ public sealed partial class ModelHost : IDisposable
             victim.Pipeline!.Dispose();
             victim.Pipeline = null;
             LogUnloaded(victim.Stage, victim.Name, ModelFootprint.Format(victim.Bytes), ModelFootprint.Format(BudgetBytes));
+            WuerstchenTelemetry.ModelEvictions.Add(1, ModelTags(victim));
         }
     }
+
+    private static TagList ModelTags(Resident entry) =>
+        new() { { WuerstchenTelemetry.Tags.Stage, entry.Stage }, { WuerstchenTelemetry.Tags.Model, entry.Name } };
 
     private static InferenceOptions InferenceFrom(ModelOptions options)
     {
@@ -220,6 +233,7 @@ public sealed partial class ModelHost : IDisposable
             if (_disposed)
                 return;
             _disposed = true;
+            _residentGauge.Dispose();
             all = _resident.Values.ToArray();
             _resident.Clear();
             _residentBytes = 0;

@@ -12,7 +12,7 @@ public sealed record FineTuneRequest
 {
     public DatasetLocation? Dataset { get; init; }
 
-    /// <summary><c>blog</c> (the seed blog's recipe, spec §10.1) or <c>diffusers</c> (the diffusers training example, spec §9.2).</summary>
+    /// <summary><c>blog</c> (the seed blog's recipe, docs/upstream.md) or <c>diffusers</c> (the diffusers training example, upstream train_text_to_image_prior.py).</summary>
     public string? Recipe { get; init; }
 
     /// <summary>Names the run; a run that already has checkpoints resumes from its last good one. New id when absent.</summary>

@@ -45,7 +45,7 @@ public sealed class TrainingOptions
     /// <summary>How often a running chunk writes its steps so far to the loss log (<c>loss.jsonl</c>); each chunk's end writes them too.</summary>
     public TimeSpan LossLogInterval { get; set; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>A full garbage collection every this many steps: finalisable native objects otherwise pin the native heap (torchsharp.md §6).</summary>
+    /// <summary>A full garbage collection every this many steps: finalisable native objects otherwise pin the native heap (TorchSharp frees an undisposed tensor's memory only when its finaliser runs).</summary>
     public int CollectGarbageEvery { get; set; } = 10;
 
     public IReadOnlyList<string> Validate()

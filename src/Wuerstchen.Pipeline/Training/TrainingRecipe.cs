@@ -51,10 +51,10 @@ public sealed record TrainingRecipe
 
     public ValidationSettings Validation { get; init; } = new();
 
-    /// <summary>The seed blog's recipe (spec §10.1), with float32 compute (set bfloat16 where the device has it).</summary>
+    /// <summary>The seed blog's recipe (docs/upstream.md, "seed blog"), with float32 compute (set bfloat16 where the device has it).</summary>
     public static TrainingRecipe BlogRecipe { get; } = new();
 
-    /// <summary>The diffusers training example's defaults (spec §9.2): uniform t, plain MSE, EMA 0.9999 every step, no weight decay, constant rate.</summary>
+    /// <summary>The diffusers training example's defaults (upstream: train_text_to_image_prior.py): uniform t, plain MSE, EMA 0.9999 every step, no weight decay, constant rate.</summary>
     public static TrainingRecipe DiffusersRecipe { get; } = new()
     {
         Name = Diffusers,

@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Wuerstchen.Pipeline;
 using Wuerstchen.Pipeline.Bulk;
+using Wuerstchen.Pipeline.Diagnostics;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
@@ -22,6 +23,8 @@ public sealed class BulkActivities(IBlobStore store, BatchPlanStore plans, Model
     /// <summary>Reads the job's prompts, validates each, groups them into batches and stores the plan; returns its size.</summary>
     public async Task<BulkPlanSummary> PlanAsync(string jobId, CancellationToken cancellationToken)
     {
+        using var span = WuerstchenTelemetry.StartWorkflowSpan(Plan, null, jobId); // the job's trace (see BulkJobIntake)
+        span?.SetTag(WuerstchenTelemetry.Tags.BulkJobId, jobId);
         BulkJob job;
         await using (var request = await store.OpenReadAsync(BulkBlobs.Request(jobId), cancellationToken).ConfigureAwait(false))
             job = await JsonSerializer.DeserializeAsync<BulkJob>(request, Json, cancellationToken).ConfigureAwait(false)
@@ -63,6 +66,8 @@ public sealed class BulkActivities(IBlobStore store, BatchPlanStore plans, Model
     /// <summary>Joins the plan's entries with the batches' outcomes into the manifest, one line per prompt.</summary>
     public async Task<BulkSummary> WriteManifestAsync(BulkManifestInput input, CancellationToken cancellationToken)
     {
+        using var span = WuerstchenTelemetry.StartWorkflowSpan(WriteManifest, null, input.JobId);
+        span?.SetTag(WuerstchenTelemetry.Tags.BulkJobId, input.JobId);
         PlanEntries planned;
         await using (var stream = await store.OpenReadAsync(BulkBlobs.Entries(input.JobId), cancellationToken).ConfigureAwait(false))
             planned = await JsonSerializer.DeserializeAsync<PlanEntries>(stream, Json, cancellationToken).ConfigureAwait(false)

@@ -2,12 +2,15 @@ using Microsoft.DurableTask;
 using Wuerstchen.Pipeline.Bulk;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Workflows.Generation;
+using Wuerstchen.Workflows.Telemetry;
 using Wuerstchen.Workflows.Webhooks;
 
 namespace Wuerstchen.Workflows.Bulk;
 
 /// <param name="Webhook">Where to POST the job's final status once it ends; null: nowhere.</param>
-public sealed record BulkJobInput(string JobId, RetrySettings Retry, int MaxParallelism, int BatchSize, WebhookTarget? Webhook = null);
+/// <param name="Trace">The intake's trace, shared by every batch of the job (null from older clients).</param>
+public sealed record BulkJobInput(string JobId, RetrySettings Retry, int MaxParallelism, int BatchSize, WebhookTarget? Webhook = null,
+    WorkflowTrace? Trace = null);
 
 public sealed record BulkPlanSummary(string PlanBlob, int BatchCount);
 
@@ -82,7 +85,7 @@ public static class BulkGenerateOrchestration
     private static async Task<BatchOutcome> RunBatchAsync(TaskOrchestrationContext context, BulkJobInput input, string planBlob, int batch)
     {
         string instanceId = BatchInstanceIdFor(input.JobId, batch);
-        var job = new GenerationJob(instanceId, new BatchRef(planBlob, batch), input.Retry, BulkJobId: input.JobId);
+        var job = new GenerationJob(instanceId, new BatchRef(planBlob, batch), input.Retry, BulkJobId: input.JobId, Trace: input.Trace);
         try
         {
             var result = await context.CallSubOrchestratorAsync<GenerationResult?>(GenerateImageOrchestration.Name, job, new SubOrchestrationOptions { InstanceId = instanceId });

@@ -4,9 +4,11 @@ using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Wuerstchen.Pipeline.Bulk;
+using Wuerstchen.Pipeline.Diagnostics;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
+using Wuerstchen.Workflows.Telemetry;
 
 namespace Wuerstchen.Workflows.Bulk;
 
@@ -30,8 +32,12 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    public async Task<IntakeOutcome> AcceptAsync(DurableTaskClient client, string message, string messageId, CancellationToken cancellationToken)
+    /// <param name="insertedAt">When the message was put on the queue (the queue trigger's InsertionTime), for the queue-wait metric.</param>
+    public async Task<IntakeOutcome> AcceptAsync(DurableTaskClient client, string message, string messageId, CancellationToken cancellationToken,
+        DateTimeOffset? insertedAt = null)
     {
+        if (insertedAt is { } inserted)
+            WuerstchenTelemetry.QueueWait.Record(Math.Max(0, (DateTimeOffset.UtcNow - inserted).TotalSeconds), new KeyValuePair<string, object?>(WuerstchenTelemetry.Tags.Kind, "queue"));
         int maxPrompts = bulkOptions.Value.MaxPrompts;
         var (job, rejection) = BulkJobParser.Parse(message, maxPrompts);
         if (job is not null)
@@ -76,7 +82,17 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
 
         var options = bulkOptions.Value;
         var webhookTarget = job.Webhook is { } url ? new Webhooks.WebhookTarget(url, null, webhookOptions.Value.Retry) : null;
-        var input = new BulkJobInput(job.JobId, workflowOptions.Value.Retry, options.MaxParallelism, options.EffectiveBatchSize(modelOptions.Value), webhookTarget);
+        // A bulk job's trace id derives from its job id, so its planning, every batch's stages and its manifest join one
+        // trace; the queue message's span, if any, is linked.
+        var caller = System.Diagnostics.Activity.Current;
+        using var span = WuerstchenTelemetry.StartWorkflowSpan("BulkGenerate submit", null, job.JobId, System.Diagnostics.ActivityKind.Producer);
+        if (caller is not null)
+            span?.AddLink(new System.Diagnostics.ActivityLink(caller.Context));
+        span?.SetTag(WuerstchenTelemetry.Tags.BulkJobId, job.JobId);
+        span?.SetTag(WuerstchenTelemetry.Tags.PriorModel, job.Settings?.PriorModel);
+        span?.SetTag(WuerstchenTelemetry.Tags.DecoderModel, job.Settings?.DecoderModel);
+        var input = new BulkJobInput(job.JobId, workflowOptions.Value.Retry, options.MaxParallelism, options.EffectiveBatchSize(modelOptions.Value),
+            webhookTarget, WorkflowTrace.From(span, job.JobId));
         await client.ScheduleNewOrchestrationInstanceAsync(BulkGenerateOrchestration.Name, input, new StartOrchestrationOptions(instanceId), cancellationToken).ConfigureAwait(false);
         LogStarted(job.JobId, instanceId);
         return new IntakeOutcome(IntakeDisposition.Started, job.JobId);

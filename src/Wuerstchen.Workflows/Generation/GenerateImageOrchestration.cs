@@ -1,5 +1,6 @@
 using Microsoft.DurableTask;
 using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Workflows.Telemetry;
 using Wuerstchen.Workflows.Webhooks;
 
 namespace Wuerstchen.Workflows.Generation;
@@ -8,11 +9,12 @@ namespace Wuerstchen.Workflows.Generation;
 /// <param name="RequireStageC">A re-decode: the Stage C blob must already exist; it is never recomputed.</param>
 /// <param name="BulkJobId">The bulk job this is a batch of; null for a generation of its own.</param>
 /// <param name="Webhook">Where to POST the final status once the generation ends (completed or failed); null: nowhere.</param>
+/// <param name="Trace">The submitter's trace and submission time, passed on to every stage (null from older clients).</param>
 public sealed record GenerationJob(string GenerationId, BatchRef Batch, RetrySettings Retry, bool RequireStageC = false, string? BulkJobId = null,
-    WebhookTarget? Webhook = null);
+    WebhookTarget? Webhook = null, WorkflowTrace? Trace = null);
 
-/// <summary>What an activity works on: the generation (for progress) and its batch.</summary>
-public sealed record StageWork(string GenerationId, BatchRef Batch, bool RequireStageC = false);
+/// <summary>What an activity works on: the generation (for progress) and its batch, and the trace it belongs to.</summary>
+public sealed record StageWork(string GenerationId, BatchRef Batch, bool RequireStageC = false, WorkflowTrace? Trace = null);
 
 public sealed record GenerationResult(string GenerationId, IReadOnlyList<string> Images, string StageCBlob, string StageBBlob, bool StageCReused);
 
@@ -52,7 +54,7 @@ public static class GenerateImageOrchestration
     private static async Task<GenerationResult> RunStagesAsync(TaskOrchestrationContext context, GenerationJob job)
     {
         var options = job.Retry.ToTaskOptions();
-        var work = new StageWork(job.GenerationId, job.Batch, job.RequireStageC);
+        var work = new StageWork(job.GenerationId, job.Batch, job.RequireStageC, job.Trace);
 
         context.SetCustomStatus(new GenerationCustomStatus(StageActivities.StageC));
         var stageC = await context.CallActivityAsync<StageResult>(StageActivities.StageC, work, options);

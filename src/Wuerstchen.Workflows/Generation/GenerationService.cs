@@ -5,9 +5,11 @@ using Microsoft.DurableTask;
 using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Options;
 using Wuerstchen.Pipeline;
+using Wuerstchen.Pipeline.Diagnostics;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
+using Wuerstchen.Workflows.Telemetry;
 using Wuerstchen.Workflows.Webhooks;
 
 namespace Wuerstchen.Workflows.Generation;
@@ -255,7 +257,13 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
             }
         }
 
-        var job = new GenerationJob(generationId, new BatchRef(planBlob, 0), workflowOptions.Value.Retry, requireStageC, Webhook: webhook);
+        // The trace of this generation starts here (a child of the caller's request span, if any); every stage joins it.
+        using var span = WuerstchenTelemetry.StartWorkflowSpan("GenerateImage submit", System.Diagnostics.Activity.Current?.Id, generationId,
+            System.Diagnostics.ActivityKind.Producer);
+        span?.SetTag(WuerstchenTelemetry.Tags.GenerationId, generationId);
+        GenerationTelemetry.Tag(span, batch);
+        var job = new GenerationJob(generationId, new BatchRef(planBlob, 0), workflowOptions.Value.Retry, requireStageC, Webhook: webhook,
+            Trace: WorkflowTrace.From(span));
         try
         {
             await client.ScheduleNewOrchestrationInstanceAsync(GenerateImageOrchestration.Name, job,

@@ -1,11 +1,14 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Wuerstchen.Models.IO;
 using Wuerstchen.Pipeline;
+using Wuerstchen.Pipeline.Diagnostics;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
+using Wuerstchen.Workflows.Telemetry;
 
 namespace Wuerstchen.Workflows.Generation;
 
@@ -44,28 +47,79 @@ public sealed partial class StageActivities(GenerationStages stages, BatchPlanSt
     public Task<StageResult> RunStageAAsync(StageWork work, CancellationToken cancellationToken) =>
         RunAsync(StageA, work, stages.RunStageAAsync, cancellationToken);
 
+    /// <summary>
+    /// Runs one stage in its own span of the generation's trace (<see cref="WorkflowTrace"/>) and logging scope, and
+    /// records its duration, outcome and, for Stage C, the batch size and queue wait; Stage A counts the images it wrote.
+    /// </summary>
     private async Task<StageResult> RunAsync(string stage, StageWork work, Func<GenerationBatch, IProgress<StageProgress>, CancellationToken, Task<StageResult>> run,
         CancellationToken cancellationToken)
     {
+        string kind = work.Trace?.Kind ?? "generation";
+        using var span = WuerstchenTelemetry.StartWorkflowSpan(stage, work.Trace?.TraceParent, work.Trace?.BulkJobId ?? work.GenerationId);
+        span?.SetTag(WuerstchenTelemetry.Tags.GenerationId, work.GenerationId);
+        span?.SetTag(WuerstchenTelemetry.Tags.BulkJobId, work.Trace?.BulkJobId);
+        span?.SetTag(WuerstchenTelemetry.Tags.Stage, stage);
+        using var scope = logger.BeginScope(new Dictionary<string, object?>
+        {
+            ["GenerationId"] = work.GenerationId,
+            ["BulkJobId"] = work.Trace?.BulkJobId,
+            ["Stage"] = stage,
+        });
+        long started = Stopwatch.GetTimestamp();
+        string outcome = "failed";
         await using var watch = await cancellation.WatchAsync(work.GenerationId, cancellationToken).ConfigureAwait(false);
         GenerationBatch? batch = null;
         try
         {
             batch = await plans.ReadAsync(work.Batch, watch.Token).ConfigureAwait(false);
+            GenerationTelemetry.Tag(span, batch);
+            if (stage == StageC)
+            {
+                var kindTag = new KeyValuePair<string, object?>(WuerstchenTelemetry.Tags.Kind, kind);
+                WuerstchenTelemetry.BatchSize.Record(GenerationTelemetry.Images(batch), kindTag);
+                if (work.Trace is { } trace)
+                    WuerstchenTelemetry.QueueWait.Record(Math.Max(0, (DateTimeOffset.UtcNow - trace.SubmittedAt).TotalSeconds), kindTag);
+            }
             await using var progress = new ProgressPublisher(store, work.GenerationId, options.Value.ProgressInterval, logger);
-            return await run(batch, watch.Observe(progress), watch.Token).ConfigureAwait(false);
+            var result = await run(batch, watch.Observe(progress), watch.Token).ConfigureAwait(false);
+            outcome = result.Reused ? "reused" : "completed";
+            span?.SetTag(WuerstchenTelemetry.Tags.Reused, result.Reused);
+            if (stage == StageA && !result.Reused)
+                WuerstchenTelemetry.ImagesGenerated.Add(result.Blobs.Count, new KeyValuePair<string, object?>(WuerstchenTelemetry.Tags.DecoderModel, batch.Settings.DecoderModel));
+            return result;
         }
         catch (OperationCanceledException) when (watch.CancelledByClient)
         {
+            outcome = "cancelled";
             LogStopped(stage, work.GenerationId);
             throw new GenerationCancelledException(work.GenerationId);
         }
         catch (Exception e) when (Permanent(stage, batch, e) is { } permanent)
         {
+            outcome = "failed_permanently";
+            WuerstchenTelemetry.Fail(span, permanent);
             LogPermanent(e, stage, work.GenerationId);
             if (ReferenceEquals(permanent, e))
                 throw;
             throw permanent;
+        }
+        catch (Exception e)
+        {
+            WuerstchenTelemetry.Fail(span, e);
+            throw;
+        }
+        finally
+        {
+            double seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            span?.SetTag(WuerstchenTelemetry.Tags.Outcome, outcome);
+            span?.SetTag(WuerstchenTelemetry.Tags.DurationSeconds, seconds);
+            WuerstchenTelemetry.StageDuration.Record(seconds, new TagList
+            {
+                { WuerstchenTelemetry.Tags.Stage, stage },
+                { WuerstchenTelemetry.Tags.Outcome, outcome },
+                { WuerstchenTelemetry.Tags.Kind, kind },
+            });
+            WuerstchenTelemetry.SampleGpuMemory();
         }
     }
 

@@ -4,6 +4,7 @@ using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Wuerstchen.Pipeline;
+using Wuerstchen.Pipeline.Diagnostics;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
 using Wuerstchen.Pipeline.Training;
@@ -103,6 +104,12 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
             return new StartOutcome(StartDisposition.Conflict, instanceId);
 
         string startId = Guid.NewGuid().ToString("N");
+        // A fine-tune's trace id derives from its run id, so every chunk of every ContinueAsNew joins it (FineTuneActivities).
+        var caller = System.Diagnostics.Activity.Current;
+        using var span = WuerstchenTelemetry.StartWorkflowSpan("FineTuneStageC submit", null, run.RunId, System.Diagnostics.ActivityKind.Producer);
+        span?.SetTag(WuerstchenTelemetry.Tags.FineTuneRunId, run.RunId);
+        if (caller is not null)
+            span?.AddLink(new System.Diagnostics.ActivityLink(caller.Context));
         var input = new FineTuneInput(run.RunId, startId, workflowOptions.Value.Retry);
         var options = new StartOrchestrationOptions(instanceId).WithDedupeStatuses(OrchestrationRuntimeStatus.Pending, OrchestrationRuntimeStatus.Running);
         try

@@ -8,7 +8,7 @@ public sealed class ClientErrorTests
 {
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
-    public static TheoryData<string> MalformedIds => new() { "..", ".", ".wuerstchen", ".wuerstchen-tmp-1", "a\\b", "a/b", "gen-\u0001", "gen-\n", "" , "\u00e9t\u00e9", new string('a', 300) };
+    public static TheoryData<string> MalformedIds => new() { "..", ".", ".wuerstchen", ".wuerstchen-tmp-1", "a\\b", "a/b", "gen-\u0001", "gen-\n", "", "\u00e9t\u00e9", new string('a', 300) };
 
     [Theory]
     [MemberData(nameof(MalformedIds))]

@@ -46,12 +46,12 @@ public sealed class PngImagesTests
         Assert.Equal(5, image.Height);
         var expected = pixels.data<byte>().ToArray();
         for (int y = 0; y < 5; y++)
-        for (int x = 0; x < 7; x++)
-        {
-            var p = image[x, y];
-            int at = (y * 7 + x) * 3;
-            Assert.Equal((expected[at], expected[at + 1], expected[at + 2]), (p.R, p.G, p.B));
-        }
+            for (int x = 0; x < 7; x++)
+            {
+                var p = image[x, y];
+                int at = (y * 7 + x) * 3;
+                Assert.Equal((expected[at], expected[at + 1], expected[at + 2]), (p.R, p.G, p.B));
+            }
         Assert.Null(PngImages.ReadRecipe(new MemoryStream(png)));
     }
 

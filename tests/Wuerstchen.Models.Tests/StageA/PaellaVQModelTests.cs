@@ -66,12 +66,13 @@ public sealed class PaellaVQModelTests
     }
 
     [Fact]
-    public void BuildsThePublishedConfigurationWithTheSpecsTensorAndElementCounts()
+    public void BuildsThePublishedConfigurationWithThePublishedCheckpointsTensorAndElementCounts()
     {
         using var scope = NewDisposeScope();
         var model = new PaellaVQModel(PaellaVQModelConfig.Published);
         var state = model.state_dict();
-        // Spec §8.2 counts every state-dict tensor: parameters, BatchNorm running stats and num_batches_tracked.
+        // The published vqgan checkpoint (warp-ai/wuerstchen) holds every state-dict tensor of diffusers' PaellaVQModel
+        // (docs/upstream.md): parameters, BatchNorm running stats and num_batches_tracked.
         Assert.Equal(122, state.Count);
         Assert.Equal(18_406_903L, state.Values.Sum(t => t.numel()));
         Assert.Equal(0.3764, model.ScaleFactor);

@@ -104,8 +104,8 @@ public sealed class PipelineInputFuzzTests
     {
         using var picture = new Image<Rgb24>(12, 9);
         for (int y = 0; y < 9; y++)
-        for (int x = 0; x < 12; x++)
-            picture[x, y] = new Rgb24((byte)(x * 20), (byte)(y * 25), (byte)(x * y));
+            for (int x = 0; x < 12; x++)
+                picture[x, y] = new Rgb24((byte)(x * 20), (byte)(y * 25), (byte)(x * y));
         byte[][] seeds =
         [
             Encode(picture, new PngEncoder()), Encode(picture, new JpegEncoder { Quality = 80 }), Encode(picture, new GifEncoder()),

@@ -11,7 +11,7 @@ namespace Wuerstchen.Pipeline.Tests.Conversion;
 /// (<see cref="StateDict"/>) is pickled as an <c>OrderedDict</c> with a <c>_metadata</c> attribute, as
 /// <c>module.state_dict()</c> is; other dictionaries as plain dicts.
 /// </summary>
-internal sealed class TorchSaveWriter
+public sealed class TorchSaveWriter
 {
     private readonly MemoryStream _pickle = new();
     private readonly List<torch.Tensor> _storages = [];

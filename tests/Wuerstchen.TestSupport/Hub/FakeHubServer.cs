@@ -9,7 +9,7 @@ using System.Text.Json;
 namespace Wuerstchen.Pipeline.Tests.Hub;
 
 /// <summary>One request the server saw; <paramref name="FilePath"/> is the repository file it concerned, if any.</summary>
-internal sealed record HubRequest(string Method, string Host, string Path, string? FilePath, string? Range, string? Authorization)
+public sealed record HubRequest(string Method, string Host, string Path, string? FilePath, string? Range, string? Authorization)
 {
     /// <summary>A GET that transfers file bytes: from the storage host for LFS files, from the resolve URL for others.</summary>
     public bool IsDownload => Method == "GET" && FilePath is not null && (Path.StartsWith("/lfs/", StringComparison.Ordinal) || !FakeHubServer.IsLfs(FilePath));
@@ -21,7 +21,7 @@ internal sealed record HubRequest(string Method, string Host, string Path, strin
 /// X-Linked-Size plus a redirect), and the redirect target <c>http://localhost:{port}/lfs/{sha256}</c> standing for the
 /// storage host, with Range support. A repository may have several commits, each with its revisions. Faults can be injected per file. It stops when disposed, or after five minutes.
 /// </summary>
-internal sealed class FakeHubServer : IDisposable
+public sealed class FakeHubServer : IDisposable
 {
     private readonly HttpListener _listener;
     private readonly CancellationTokenSource _stop = new(TimeSpan.FromMinutes(5));

@@ -8,7 +8,7 @@ using Wuerstchen.Models.Tests;
 namespace Wuerstchen.Pipeline.Tests.Hub;
 
 /// <summary>Repository trees for <see cref="FakeHubServer"/>, built from the fixture models in the published layout.</summary>
-internal static class HubFixtures
+public static class HubFixtures
 {
     public const string PriorRepo = "warp-ai/wuerstchen-prior";
     public const string DecoderRepo = "warp-ai/wuerstchen";
