@@ -6,6 +6,9 @@ public static class TimerDatasets
     public const string Unchanged = "timer-unchanged";
     public const string Changing = "timer-changing";
 
+    /// <summary>What every scheduled-dataset setting starts with.</summary>
+    public const string SettingPrefix = "Wuerstchen__Training__Scheduled__";
+
     public static string Prefix(string name) => $"datasets/{name}/";
 
     public static IEnumerable<KeyValuePair<string, string?>> Settings()
@@ -13,10 +16,10 @@ public static class TimerDatasets
         string[] names = [Unchanged, Changing];
         for (int i = 0; i < names.Length; i++)
         {
-            string request = $"Wuerstchen__Training__Scheduled__{i}__Request__";
+            string request = $"{SettingPrefix}{i}__Request__";
             foreach (var (key, value) in new Dictionary<string, string>
                      {
-                         [$"Wuerstchen__Training__Scheduled__{i}__Name"] = names[i],
+                         [$"{SettingPrefix}{i}__Name"] = names[i],
                          [request + "Dataset__Prefix"] = Prefix(names[i]),
                          [request + "Recipe"] = "diffusers",
                          [request + "TotalSteps"] = "2",
