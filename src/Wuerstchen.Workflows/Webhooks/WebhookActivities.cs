@@ -104,7 +104,7 @@ public sealed partial class WebhookActivities(BatchPlanStore plans, IOptions<Web
 }
 
 /// <summary>The orchestrators' side: call the delivery activity, and never let a webhook that keeps failing fail the work it reports on.</summary>
-public static class WebhookCalls
+public static partial class WebhookCalls
 {
     public static async Task NotifyAsync(TaskOrchestrationContext context, string activity, WebhookTarget target, object webhook)
     {
@@ -114,8 +114,10 @@ public static class WebhookCalls
         }
         catch (TaskFailedException e)
         {
-            context.CreateReplaySafeLogger(typeof(WebhookCalls)).LogWarning("The webhook of {InstanceId} was not delivered after {Attempts} attempts: {Error}",
-                context.InstanceId, target.Retry.MaxAttempts, e.FailureDetails.ErrorMessage);
+            LogNotDelivered(context.CreateReplaySafeLogger(typeof(WebhookCalls)), context.InstanceId, target.Retry.MaxAttempts, e.FailureDetails.ErrorMessage);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The webhook of {InstanceId} was not delivered after {Attempts} attempts: {Error}")]
+    private static partial void LogNotDelivered(ILogger logger, string instanceId, int attempts, string error);
 }

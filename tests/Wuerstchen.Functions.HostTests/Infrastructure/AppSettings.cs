@@ -28,7 +28,8 @@ public sealed class AppSettings
 
     public static IReadOnlyDictionary<string, string> Example()
     {
-        var values = JsonNode.Parse(File.ReadAllText(Repository.SettingsExample))?["Values"]?.AsObject()
+        const string section = "Values"; // the file's section, not this class's property
+        var values = JsonNode.Parse(File.ReadAllText(Repository.SettingsExample))?[section]?.AsObject()
                      ?? throw new InvalidOperationException("local.settings.json.example has no \"Values\".");
         return values.ToDictionary(p => p.Key, p => p.Value?.GetValue<string>() ?? "", StringComparer.Ordinal);
     }

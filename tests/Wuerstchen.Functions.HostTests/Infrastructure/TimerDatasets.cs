@@ -18,20 +18,20 @@ public static class TimerDatasets
         {
             string request = $"{SettingPrefix}{i}__Request__";
             foreach (var (key, value) in new Dictionary<string, string>
-                     {
-                         [$"{SettingPrefix}{i}__Name"] = names[i],
-                         [request + "Dataset__Prefix"] = Prefix(names[i]),
-                         [request + "Recipe"] = "diffusers",
-                         [request + "TotalSteps"] = "2",
-                         [request + "StepsPerChunk"] = "2",
-                         [request + "BatchSize"] = "4",
-                         [request + "Resolution"] = "128",
-                         [request + "ValidationPrompts__0"] = "red horizontal stripes on white",
-                         [request + "ValidationSeeds__0"] = "3",
-                         [request + "ValidationSize"] = "128",
-                         [request + "ValidationPriorSteps"] = "2",
-                         [request + "ValidationDecoderSteps"] = "2",
-                     })
+            {
+                [$"{SettingPrefix}{i}__Name"] = names[i],
+                [request + "Dataset__Prefix"] = Prefix(names[i]),
+                [request + "Recipe"] = "diffusers",
+                [request + "TotalSteps"] = "2",
+                [request + "StepsPerChunk"] = "2",
+                [request + "BatchSize"] = "4",
+                [request + "Resolution"] = "128",
+                [request + "ValidationPrompts__0"] = "red horizontal stripes on white",
+                [request + "ValidationSeeds__0"] = "3",
+                [request + "ValidationSize"] = "128",
+                [request + "ValidationPriorSteps"] = "2",
+                [request + "ValidationDecoderSteps"] = "2",
+            })
                 yield return new(key, value);
         }
     }
