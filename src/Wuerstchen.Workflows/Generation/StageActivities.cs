@@ -4,6 +4,7 @@ using Microsoft.Extensions.Options;
 using Wuerstchen.Models.IO;
 using Wuerstchen.Pipeline;
 using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Pipeline.Generation.Batching;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
 
@@ -19,7 +20,7 @@ public sealed class StageCMissingException(string blob)
 /// <see cref="PermanentFailureException"/>, so the retry policy fails the generation at once.
 /// </summary>
 public sealed partial class StageActivities(GenerationStages stages, BatchPlanStore plans, IBlobStore store, GenerationCancellation cancellation,
-    IOptions<WorkflowOptions> options, ILogger<StageActivities> logger)
+    StageBatcher batcher, IOptions<WorkflowOptions> options, ILogger<StageActivities> logger)
 {
     public const string StageC = "StageC";
     public const string StageB = "StageB";
@@ -51,6 +52,8 @@ public sealed partial class StageActivities(GenerationStages stages, BatchPlanSt
         GenerationBatch? batch = null;
         try
         {
+            // One of the worker's stage slots (Wuerstchen:Batching:MaxConcurrentStageActivities) for the whole activity.
+            using var slot = await batcher.EnterActivityAsync(watch.Token).ConfigureAwait(false);
             batch = await plans.ReadAsync(work.Batch, watch.Token).ConfigureAwait(false);
             await using var progress = new ProgressPublisher(store, work.GenerationId, options.Value.ProgressInterval, logger);
             return await run(batch, watch.Observe(progress), watch.Token).ConfigureAwait(false);
