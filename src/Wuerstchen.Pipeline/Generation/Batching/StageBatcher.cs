@@ -73,6 +73,12 @@ public sealed partial class StageBatcher
 
     public int MaxConcurrentStageActivities { get; }
 
+    private long _calls;
+    private long _images;
+
+    /// <summary>Model calls that succeeded since start, and the images they held (their mean is the mean batch).</summary>
+    public (long Calls, long Images) Totals => (Interlocked.Read(ref _calls), Interlocked.Read(ref _images));
+
     /// <summary>
     /// Takes one of the worker's <see cref="MaxConcurrentStageActivities"/> slots for a stage activity (on the embedded
     /// engine, which has no limit of its own, this is the only one); dispose it when the activity ends.
@@ -235,6 +241,8 @@ public sealed partial class StageBatcher
                 Fail(entry, e);
             return 0;
         }
+        Interlocked.Increment(ref _calls);
+        Interlocked.Add(ref _images, images);
         int delivered = 0;
         for (int i = 0; i < live.Length; i++)
         {
