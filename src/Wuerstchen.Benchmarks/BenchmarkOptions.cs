@@ -17,6 +17,9 @@ public enum BenchmarkMode
 
     /// <summary>Which LibTorch loaded from where, and one product on the device: a quick check of a build or a pack.</summary>
     SelfCheck,
+
+    /// <summary>Concurrent single-prompt generations through the workflows, batching on and off (see <see cref="LoadBenchmark"/>).</summary>
+    Load,
 }
 
 /// <summary>The command line; <see cref="Usage"/> lists it.</summary>
@@ -27,7 +30,8 @@ public sealed record BenchmarkOptions
         "                             [--repeats 2] [--tiny] [--json FILE] [--markdown FILE] [--compare diffusers.json] [--tokenizer DIR]\n" +
         "       Wuerstchen.Benchmarks --steps [--sizes 1024,512] [--repeats 2] [--tiny] [--markdown FILE]\n" +
         "       Wuerstchen.Benchmarks --host-overhead [--repeats 5] [--threads 1] [--tokenizer DIR]\n" +
-        "       Wuerstchen.Benchmarks --self-check [--device cpu|cuda]";
+        "       Wuerstchen.Benchmarks --self-check [--device cpu|cuda]\n" +
+        "       Wuerstchen.Benchmarks --load [--concurrent 8] [--repeats 2] [--size 128] [--max-wait 00:00:00.020] [--verbose] [--json FILE] [--markdown FILE]";
 
     public BenchmarkMode Mode { get; init; } = BenchmarkMode.Pipelines;
 
@@ -52,6 +56,15 @@ public sealed record BenchmarkOptions
     public bool Tiny { get; init; }
 
     public int Threads { get; init; } = 1;
+
+    /// <summary>--load: print each batched model call.</summary>
+    public bool Verbose { get; init; }
+
+    /// <summary>Generations started at once per round in --load.</summary>
+    public int Concurrent { get; init; } = 8;
+
+    /// <summary>The batcher's maximum wait in --load; null for the device's default (none on a CPU).</summary>
+    public TimeSpan? MaxWait { get; init; }
 
     public string? JsonPath { get; init; }
 
@@ -103,6 +116,14 @@ public sealed record BenchmarkOptions
                 "--steps" => options with { Mode = BenchmarkMode.Steps },
                 "--host-overhead" => options with { Mode = BenchmarkMode.HostOverhead },
                 "--self-check" => options with { Mode = BenchmarkMode.SelfCheck },
+                "--load" => options with { Mode = BenchmarkMode.Load },
+                "--verbose" => options with { Verbose = true },
+                "--concurrent" => options with { Concurrent = ParsePositive(name, Value()) },
+                "--max-wait" => options with
+                {
+                    MaxWait = TimeSpan.TryParse(Value(), CultureInfo.InvariantCulture, out var wait) && wait >= TimeSpan.Zero
+                        ? wait : throw new ArgumentException($"--max-wait: '{args[i]}' is not a time span such as 00:00:00.020."),
+                },
                 "--json" => options with { JsonPath = Value() },
                 "--markdown" => options with { MarkdownPath = Value() },
                 "--compare" => options with { ComparePath = File.Exists(Value()) ? args[i] : throw new ArgumentException($"--compare: no file '{args[i]}'.") },
@@ -115,6 +136,8 @@ public sealed record BenchmarkOptions
         }
         if (options.Mode == BenchmarkMode.Steps && options.Device != "cpu")
             throw new ArgumentException("--steps measures CPU figures; use the pipeline mode (the default) on a GPU.");
+        if (options.Mode == BenchmarkMode.Load && options.Device != "cpu")
+            throw new ArgumentException("--load runs the tiny-width published-depth models on the CPU; on a GPU the pipeline mode's batch sizes give the batched figures.");
         if (options.ComparePath is not null && options.Mode != BenchmarkMode.Pipelines)
             throw new ArgumentException("--compare goes with the pipeline mode.");
         return options;

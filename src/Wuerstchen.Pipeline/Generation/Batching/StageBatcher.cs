@@ -216,6 +216,7 @@ public sealed partial class StageBatcher
         if (live.Length == 0)
             return 0;
         int images = live.Sum(e => e.Images);
+        LogBatch(images, live.Length);
         foreach (var entry in live)
             entry.OnBatched(images);
         using var allCancelled = new AllCancelled(live.Select(e => e.Token));
@@ -261,6 +262,9 @@ public sealed partial class StageBatcher
         else
             entry.Completion.TrySetException(e);
     }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "A model call of {Images} image(s) from {Entries} request(s)")]
+    private partial void LogBatch(int images, int entries);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A batch of {Images} image(s) from {Entries} requests ran out of memory; running it again as halves of {First} and {Second} requests")]
     private partial void LogSplitOutOfMemory(int images, int entries, int first, int second);
