@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.DependencyInjection;
 using SixLabors.ImageSharp;
 using SixLabors.ImageSharp.PixelFormats;
@@ -7,7 +8,9 @@ using Wuerstchen.Models.Imaging;
 using Wuerstchen.Models.Pipelines;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Generation.Batching;
+using Wuerstchen.Pipeline.Bulk;
 using Wuerstchen.Pipeline.Storage;
+using Wuerstchen.Workflows.Bulk;
 using Wuerstchen.Workflows.Generation;
 
 namespace Wuerstchen.Functions.Tests;
@@ -129,5 +132,100 @@ public sealed class BatchingTests
         }
         var (aloneCalls, aloneImages) = alone.Services.GetRequiredService<StageBatcher>().Totals;
         Assert.Equal((12L, 18L), (aloneCalls, aloneImages)); // one generation per model call: 4 generations × 3 stages
+    }
+
+    /// <summary>Polls a generation's status until its progress satisfies <paramref name="condition"/>.</summary>
+    private static async Task<GenerationStatusResponse> StatusWhenAsync(TestEnvironment environment, string id, Func<StageProgress?, bool> condition)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Token);
+        timeout.CancelAfter(TimeSpan.FromMinutes(1));
+        while (true)
+        {
+            var result = Assert.IsType<OkObjectResult>(await environment.Http.Get(HttpRequests.Make("GET", $"/api/generations/{id}"), environment.Client, id, timeout.Token));
+            var status = Assert.IsType<GenerationStatusResponse>(result.Value);
+            if (condition(status.Progress))
+                return status;
+            Assert.True(status.Status is "Pending" or "Running", $"{id} ended {status.Status} before its progress showed what was expected");
+            await Task.Delay(50, timeout.Token);
+        }
+    }
+
+    [Fact]
+    public async Task EachGenerationsStatusSaysItWaitsForABatchAndThenReportsItsOwnProgressInTheSharedCall()
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Wuerstchen:Batching:MaxBatchImages"] = "2",
+            // A lone request would wait the longest allowed for a batch-mate; the second request fills its batch long before.
+            ["Wuerstchen:Batching:MaxWait"] = "00:00:10",
+        };
+        await using var environment = await TestEnvironment.StartAsync(useAzurite: false, settings: settings);
+        string first = await StartAsync(environment, Request("a lighthouse at dusk", seed: 31, images: 1));
+        var waiting = await StatusWhenAsync(environment, first, p => p?.State == StageProgress.WaitingForBatch);
+        Assert.Equal(("Running", "StageC", 0, (int?)null), (waiting.Status, waiting.Progress!.Stage, waiting.Progress.Step, waiting.Progress.BatchImages));
+        await Task.Delay(TimeSpan.FromMilliseconds(500), Token);
+        var stillWaiting = await StatusWhenAsync(environment, first, _ => true);
+        Assert.Equal(("StageC", StageProgress.WaitingForBatch), (stillWaiting.Progress!.Stage, stillWaiting.Progress.State));
+        Assert.Equal((0L, 0L), environment.Services.GetRequiredService<StageBatcher>().Totals);
+
+        string second = await StartAsync(environment, Request("a blue fox in snow", seed: 32, images: 1));
+        var statuses = await Task.WhenAll(new[] { first, second }.Select(id => CompleteAsync(environment, id)));
+        Assert.All(statuses, s => Assert.Equal("Completed", s.Status));
+        // Every stage ran both as one call of two images, and each generation's own progress says so.
+        Assert.Equal((3L, 6L), environment.Services.GetRequiredService<StageBatcher>().Totals);
+        foreach (string id in new[] { first, second })
+        {
+            var last = Assert.IsType<StageProgress>(await ProgressPublisher.ReadAsync(environment.Store, id, Token));
+            Assert.Equal(("StageA", 1, 1, StageProgress.Running, (int?)2), (last.Stage, last.Step, last.StepCount, last.State, last.BatchImages));
+        }
+    }
+
+    [Fact]
+    public async Task ANonFullBulkBatchSharesCallsWithAnHttpGenerationAndReDecodesShareCallsWithEachOther()
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            // Each pair fills a batch of two at every stage, so no call waits and none runs alone.
+            ["Wuerstchen:Batching:MaxBatchImages"] = "2",
+            ["Wuerstchen:Batching:MaxWait"] = "00:00:10",
+        };
+        await using var environment = await TestEnvironment.StartAsync(useAzurite: false, settings: settings);
+        var batcher = environment.Services.GetRequiredService<StageBatcher>();
+
+        // A bulk job of one prompt is one batch of one item (the CPU's bulk batch holds 4), beside an HTTP generation.
+        string job = HttpRequests.Json(new
+        {
+            jobId = "job-mixed", prompts = new[] { "a castle on a hill" },
+            settings = new { width = 128, height = 256, priorSteps = 3, decoderSteps = 2, seed = 77 },
+        });
+        var intake = environment.Services.GetRequiredService<BulkJobIntake>();
+        Assert.Equal(IntakeDisposition.Started, (await intake.AcceptAsync(environment.Client, job, "message-mixed", Token)).Disposition);
+        string single = await StartAsync(environment, Request("a lighthouse at dusk", seed: 41, images: 1));
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(Token))
+        {
+            timeout.CancelAfter(TimeSpan.FromMinutes(3));
+            var done = await environment.Client.WaitForInstanceCompletionAsync(BulkGenerateOrchestration.InstanceIdFor("job-mixed"), getInputsAndOutputs: true, timeout.Token);
+            Assert.Equal(OrchestrationRuntimeStatus.Completed, done.RuntimeStatus);
+            Assert.Equal(1, done.ReadOutputAs<BulkSummary>()!.Succeeded);
+        }
+        var http = await CompleteAsync(environment, single);
+        Assert.Equal("Completed", http.Status);
+        Assert.Equal((3L, 6L), batcher.Totals); // Stage C, B and A: one call of two images each
+
+        // Two re-decodes of that generation (Stage B and A only) share their calls too, each with its own images.
+        var redecodes = await Task.WhenAll(new[] { 99, 100 }.Select(async decoderSeed =>
+        {
+            var started = await environment.Http.Redecode(HttpRequests.Make("POST", $"/api/generations/{single}/redecode", HttpRequests.Json(new { decoderSeed })),
+                environment.Client, single, Token);
+            var accepted = Assert.IsType<AcceptedResult>(started);
+            return await CompleteAsync(environment, (string)accepted.Value!.GetType().GetProperty("id")!.GetValue(accepted.Value)!);
+        }));
+        Assert.All(redecodes, r => Assert.Equal("Completed", r.Status));
+        Assert.Equal((5L, 10L), batcher.Totals);
+        Assert.Equal([99UL, 100UL], redecodes.Select(r => r.Recipe!.Items[0].DecoderSeed!.Value));
+        var pngs = new List<byte[]> { await PngAsync(environment, single, 0) };
+        foreach (var r in redecodes)
+            pngs.Add(await PngAsync(environment, r.Id, 0));
+        Assert.Equal(3, pngs.Select(Convert.ToBase64String).Distinct().Count());
     }
 }

@@ -152,7 +152,7 @@ public sealed partial class GenerationStages(ModelHost models, IBlobStore store,
         using var pixels = await batcher.RunAsync<StageEntry<Tensor>, Tensor>(StageABatchKey(batch.Settings), entry, take =>
             models.WithDecoderAsync(batch.Settings.DecoderModel, decoder => batcher.Execute<StageEntry<Tensor>, Tensor>(take(), (entries, _) => Decode(decoder, entries)),
                 CancellationToken.None)).ConfigureAwait(false);
-        progress?.Report(new StageProgress("StageA", 1, 1, DateTimeOffset.UtcNow, StageProgress.Running));
+        progress?.Report(new StageProgress("StageA", 1, 1, DateTimeOffset.UtcNow, StageProgress.Running, entry.BatchImages));
 
         await Task.WhenAll(Enumerable.Range(0, names.Length).Select(i => Task.Run(async () =>
         {
@@ -233,8 +233,14 @@ public sealed partial class GenerationStages(ModelHost models, IBlobStore store,
         public override void OnWaiting() =>
             Progress?.Report(new StageProgress(Stage, 0, stepCount, DateTimeOffset.UtcNow, StageProgress.WaitingForBatch));
 
-        public override void OnBatched(int batchImages) =>
+        /// <summary>The images of the model call that gave this entry its result (the last one, after a split).</summary>
+        public int? BatchImages { get; private set; }
+
+        public override void OnBatched(int batchImages)
+        {
+            BatchImages = batchImages;
             Progress?.Report(new StageProgress(Stage, 0, stepCount, DateTimeOffset.UtcNow, StageProgress.Running, batchImages));
+        }
     }
 
     private static IReadOnlyList<string>? NegativePrompts(IEnumerable<GenerationItem> items) =>
