@@ -18,11 +18,14 @@ namespace Wuerstchen.Benchmarks;
 
 /// <summary>
 /// Throughput under load: N single-prompt generations started at once through <see cref="GenerationService"/> on the
-/// embedded Durable engine, all three stage activities included, with the worker's batcher on and off in one run. On a
-/// CPU the models are the published depths and block structure at tiny widths (<see cref="HostOverhead"/>'s Stage C and
-/// Stage B, the fixture's text encoders and VQGAN) written as model repositories with random weights, so that a step
-/// costs what issuing its operations costs, as kernel launches do on a GPU at batch 1. Reports images per second, the median and 95th
-/// percentile of the time from start to completion per generation, and the mean images per model call.
+/// embedded Durable engine, all three stage activities included, with the worker's batcher on and off in one run, and
+/// beside them one request of N images (one batch of N through the same path). On a CPU the models are the published
+/// depths and block structure at tiny widths (<see cref="HostOverhead"/>'s Stage C and Stage B, the fixture's text
+/// encoders and VQGAN) written as model repositories with random weights, so that a step costs what issuing its
+/// operations costs, as kernel launches do on a GPU at batch 1; on a GPU Stage C and Stage B have the published widths
+/// too (the text encoders and the VQGAN stay the fixture's); <c>--tiny</c> takes the fixture's models as they are.
+/// Reports images per second, the median and 95th percentile of the time from start to completion per generation, and
+/// the mean images per model call.
 /// </summary>
 public static class LoadBenchmark
 {
@@ -31,7 +34,8 @@ public static class LoadBenchmark
     public static async Task<int> RunAsync(BenchmarkOptions options, string fixtures, Action<string> report)
     {
         int concurrent = options.Concurrent;
-        int size = options.Size ?? 128;
+        bool published = options.Device == "cuda" && !options.Tiny;
+        int size = options.Size ?? (published ? 1024 : 128);
         int rounds = options.Repeats ?? 2;
         // The engine's sidecar logs every gRPC call at Information otherwise (as the CLI quiets it).
         if (Environment.GetEnvironmentVariable("Logging__LogLevel__Default") is null)
@@ -39,15 +43,28 @@ public static class LoadBenchmark
         var root = Directory.CreateTempSubdirectory("wuerstchen-load-");
         try
         {
-            string models = WriteModels(root.FullName, fixtures);
-            report($"Load: {concurrent} concurrent single-prompt generations of {size}² on {options.Device}, {rounds} round(s) after a warm-up, batching on and off");
-            var on = await MeasureAsync(options, models, Path.Combine(root.FullName, "on"), batching: true, concurrent, size, rounds).ConfigureAwait(false);
-            var off = await MeasureAsync(options, models, Path.Combine(root.FullName, "off"), batching: false, concurrent, size, rounds).ConfigureAwait(false);
-            report("| batching | images/s | p50 s | p95 s | mean batch (images per model call) |");
-            report("| --- | --- | --- | --- | --- |");
-            report(Row("on", on));
-            report(Row("off", off));
-            report(string.Create(CultureInfo.InvariantCulture, $"Throughput with batching on: {on.ImagesPerSecond / off.ImagesPerSecond:F2}× batching off"));
+            string models = WriteModels(root.FullName, fixtures, options.Tiny ? ModelWidths.Fixture : published ? ModelWidths.Published : ModelWidths.TinyWidths);
+            string kind = options.Tiny ? "the fixture's tiny models" : published ? "published Stage C and B" : "published depths at tiny widths";
+            report($"Load: {concurrent} concurrent single-prompt generations of {size}² on {options.Device} ({kind}, {options.PrecisionName}), {rounds} round(s) after a warm-up, batching on and off; one request of {concurrent} images beside them");
+            var (on, oneRequest) = await MeasureAsync(options, models, Path.Combine(root.FullName, "on"), batching: true, concurrent, size, rounds).ConfigureAwait(false);
+            var (off, _) = await MeasureAsync(options, models, Path.Combine(root.FullName, "off"), batching: false, concurrent, size, rounds).ConfigureAwait(false);
+            double concurrentOverOneBatch = oneRequest!.ImagesPerSecond / on.ImagesPerSecond;
+            var lines = new List<string>
+            {
+                "| load | images/s | s per image | p50 s | p95 s | mean batch (images per model call) |",
+                "| --- | --- | --- | --- | --- | --- |",
+                Row($"{concurrent} concurrent single requests, batching on", on),
+                Row($"{concurrent} concurrent single requests, batching off", off),
+                Row($"one request of {concurrent} images", oneRequest),
+                "",
+                string.Create(CultureInfo.InvariantCulture, $"Throughput with batching on: {on.ImagesPerSecond / off.ImagesPerSecond:F2}× batching off."),
+                string.Create(CultureInfo.InvariantCulture,
+                    $"Time per image of {concurrent} concurrent single requests over one batch of {concurrent}: {concurrentOverOneBatch:F2}× ({(concurrentOverOneBatch - 1) * 100:+0;-0}%)."),
+            };
+            foreach (string line in lines)
+                report(line);
+            if (options.MarkdownPath is { } markdown)
+                await File.WriteAllLinesAsync(markdown, lines).ConfigureAwait(false);
             if (options.JsonPath is { } path)
             {
                 var json = new JsonObject
@@ -59,7 +76,9 @@ public static class LoadBenchmark
                     ["system"] = $"{Environment.ProcessorCount} CPUs, {Environment.OSVersion}",
                     ["batchingOn"] = JsonSerializer.SerializeToNode(on, Json),
                     ["batchingOff"] = JsonSerializer.SerializeToNode(off, Json),
+                    ["oneRequest"] = JsonSerializer.SerializeToNode(oneRequest, Json),
                     ["speedup"] = Math.Round(on.ImagesPerSecond / off.ImagesPerSecond, 3),
+                    ["concurrentOverOneBatch"] = Math.Round(concurrentOverOneBatch, 3),
                 };
                 await File.WriteAllTextAsync(path, json.ToJsonString(new JsonSerializerOptions { WriteIndented = true })).ConfigureAwait(false);
             }
@@ -74,9 +93,10 @@ public static class LoadBenchmark
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
     private static string Row(string name, Figures f) => string.Create(CultureInfo.InvariantCulture,
-        $"| {name} | {f.ImagesPerSecond:F3} | {f.P50Seconds:F2} | {f.P95Seconds:F2} | {f.MeanBatch:F2} |");
+        $"| {name} | {f.ImagesPerSecond:F3} | {1 / f.ImagesPerSecond:F3} | {f.P50Seconds:F2} | {f.P95Seconds:F2} | {f.MeanBatch:F2} |");
 
-    private static async Task<Figures> MeasureAsync(BenchmarkOptions options, string models, string work, bool batching, int concurrent, int size, int rounds)
+    /// <summary>The concurrent rounds' figures; with batching, also those of one request of that many images per round.</summary>
+    private static async Task<(Figures Concurrent, Figures? OneRequest)> MeasureAsync(BenchmarkOptions options, string models, string work, bool batching, int concurrent, int size, int rounds)
     {
         var values = new Dictionary<string, string?>
         {
@@ -88,6 +108,7 @@ public static class LoadBenchmark
             ["Wuerstchen:Models:Precision"] = options.PrecisionName,
             ["Wuerstchen:Batching:MaxBatchImages"] = batching ? concurrent.ToString(CultureInfo.InvariantCulture) : "1",
             ["Wuerstchen:Batching:MaxConcurrentStageActivities"] = (2 * concurrent).ToString(CultureInfo.InvariantCulture),
+            ["Wuerstchen:Limits:MaxImages"] = Math.Max(4, concurrent).ToString(CultureInfo.InvariantCulture),
         };
         if (options.MaxWait is { } wait)
             values["Wuerstchen:Batching:MaxWait"] = wait.ToString("c", CultureInfo.InvariantCulture);
@@ -106,25 +127,39 @@ public static class LoadBenchmark
 
         // The warm-up loads the models and runs every path once.
         await RunRoundAsync(generations, durable.Client, "warm-up", 1, size).ConfigureAwait(false);
-        var (callsBefore, imagesBefore) = batcher.Totals;
-        var latencies = new List<double>();
-        var watch = Stopwatch.StartNew();
-        for (int round = 0; round < rounds; round++)
-            latencies.AddRange(await RunRoundAsync(generations, durable.Client, $"round {round}", concurrent, size).ConfigureAwait(false));
-        double wall = watch.Elapsed.TotalSeconds;
-        var (calls, images) = batcher.Totals;
-        latencies.Sort();
-        return new Figures(latencies.Count / wall, Percentile(latencies, 0.5), Percentile(latencies, 0.95),
-            (double)(images - imagesBefore) / Math.Max(1, calls - callsBefore), latencies.Count, wall);
+        if (batching)
+            await RunRoundAsync(generations, durable.Client, "warm-up of one batch", 1, size, images: concurrent).ConfigureAwait(false);
+
+        async Task<Figures> Measure(string name, int requests, int images)
+        {
+            var (callsBefore, imagesBefore) = batcher.Totals;
+            var latencies = new List<double>();
+            var watch = Stopwatch.StartNew();
+            for (int round = 0; round < rounds; round++)
+                latencies.AddRange(await RunRoundAsync(generations, durable.Client, $"{name} {round}", requests, size, images).ConfigureAwait(false));
+            double wall = watch.Elapsed.TotalSeconds;
+            var (calls, imagesAfter) = batcher.Totals;
+            latencies.Sort();
+            return new Figures(latencies.Count * images / wall, Percentile(latencies, 0.5), Percentile(latencies, 0.95),
+                (double)(imagesAfter - imagesBefore) / Math.Max(1, calls - callsBefore), latencies.Count, wall);
+        }
+
+        var concurrentFigures = await Measure("round", concurrent, 1).ConfigureAwait(false);
+        var oneRequest = batching ? await Measure("one batch", 1, concurrent).ConfigureAwait(false) : null;
+        return (concurrentFigures, oneRequest);
     }
 
     /// <summary>Starts <paramref name="count"/> generations at once and returns each one's seconds from start to completion.</summary>
-    private static async Task<double[]> RunRoundAsync(GenerationService generations, Microsoft.DurableTask.Client.DurableTaskClient client, string round, int count, int size)
+    private static async Task<double[]> RunRoundAsync(GenerationService generations, Microsoft.DurableTask.Client.DurableTaskClient client, string round, int count, int size,
+        int images = 1)
     {
         return await Task.WhenAll(Enumerable.Range(0, count).Select(async i =>
         {
             var watch = Stopwatch.StartNew();
-            var request = new GenerationRequest { Prompt = $"load test {round}, prompt {i}: a lighthouse in a storm", Seed = 1000 + i, Width = size, Height = size };
+            var request = new GenerationRequest
+            {
+                Prompt = $"load test {round}, prompt {i}: a lighthouse in a storm", Seed = 1000 + i, Width = size, Height = size, Images = images,
+            };
             var outcome = await generations.StartAsync(client, request, idempotencyKey: null, CancellationToken.None).ConfigureAwait(false);
             if (outcome.Disposition != StartDisposition.Started)
                 throw new InvalidOperationException($"The generation was not started: {outcome.Disposition} {JsonSerializer.Serialize(outcome.Errors)}");
@@ -142,23 +177,36 @@ public static class LoadBenchmark
         return sorted[lower] + (sorted[upper] - sorted[lower]) * (index - lower);
     }
 
+    private enum ModelWidths
+    {
+        /// <summary>The fixture's tiny models as they are.</summary>
+        Fixture,
+        /// <summary>Stage C and Stage B at the published depths and block structure, tiny widths.</summary>
+        TinyWidths,
+        /// <summary>Stage C and Stage B as published (the text encoders' and VQGAN's stay the fixture's).</summary>
+        Published,
+    }
+
     /// <summary>
-    /// The fixture's pipelines with Stage C and Stage B replaced by the published depths and block structure at tiny
-    /// widths (random weights), under the published model names, as a model root.
+    /// The fixture's pipelines, Stage C and Stage B replaced as <paramref name="widths"/> says (random weights), under
+    /// the published model names, as a model root.
     /// </summary>
-    private static string WriteModels(string root, string fixtures)
+    private static string WriteModels(string root, string fixtures, ModelWidths widths)
     {
         string models = Path.Combine(root, "models");
         string prior = Path.Combine(models, "warp-ai", "wuerstchen-prior");
         string decoder = Path.Combine(models, "warp-ai", "wuerstchen");
         Copy(Path.Combine(fixtures, "models", "prior-pipeline"), prior);
         Copy(Path.Combine(fixtures, "models", "decoder-pipeline"), decoder);
+        if (widths == ModelWidths.Fixture)
+            return models;
 
+        var priorShape = widths == ModelWidths.Published ? WuerstchenPriorConfig.Published : HostOverhead.PriorConfig;
         var priorConfig = Patch(Path.Combine(prior, "prior", "config.json"), new()
         {
-            ["c"] = HostOverhead.PriorConfig.C,
-            ["depth"] = HostOverhead.PriorConfig.Depth,
-            ["nhead"] = HostOverhead.PriorConfig.Nhead,
+            ["c"] = priorShape.C,
+            ["depth"] = priorShape.Depth,
+            ["nhead"] = priorShape.Nhead,
         });
         using (var module = new WuerstchenPrior(WuerstchenPriorConfig.Read(priorConfig)))
             SafetensorsWriter.Save(Path.Combine(prior, "prior", "diffusion_pytorch_model.safetensors"), module.state_dict());
@@ -166,7 +214,7 @@ public static class LoadBenchmark
         var published = WuerstchenDiffNeXtConfig.Published;
         var decoderConfig = Patch(Path.Combine(decoder, "decoder", "config.json"), new()
         {
-            ["c_hidden"] = new JsonArray(HostOverhead.DecoderConfig.CHidden.Select(c => (JsonNode)c).ToArray()),
+            ["c_hidden"] = new JsonArray((widths == ModelWidths.Published ? published : HostOverhead.DecoderConfig).CHidden.Select(c => (JsonNode)c).ToArray()),
             ["blocks"] = new JsonArray(published.Blocks.Select(c => (JsonNode)c).ToArray()),
             ["nhead"] = new JsonArray(published.Nhead.Select(c => (JsonNode)c).ToArray()),
             ["level_config"] = new JsonArray(published.LevelConfig.Select(c => (JsonNode)c).ToArray()),

@@ -116,5 +116,16 @@ public sealed class GpuPackTests(GpuPackFixture pack) : IClassFixture<GpuPackFix
             foreach (string field in new[] { "perImageSeconds", "perImageWithPngSeconds", "stageCSeconds", "stageBSeconds", "stageASeconds", "pngSeconds" })
                 Assert.True(row.GetProperty(field).GetDouble() > 0, $"batch {row.GetProperty("batch")}: {field}");
         }
+
+        // The batching step: concurrent single requests (the largest of --batches), batching on and off, and one request of as many images.
+        Assert.Contains("Batching under load:", summary);
+        using var load = JsonDocument.Parse(File.ReadAllText(Path.Combine(results, "load.json")));
+        Assert.Equal(2, load.RootElement.GetProperty("concurrent").GetInt32());
+        foreach (string part in new[] { "batchingOn", "batchingOff", "oneRequest" })
+        {
+            foreach (string field in new[] { "imagesPerSecond", "p50Seconds", "p95Seconds", "meanBatch" })
+                Assert.True(load.RootElement.GetProperty(part).GetProperty(field).GetDouble() > 0, $"load.json {part}.{field}");
+        }
+        Assert.Equal(1.0, load.RootElement.GetProperty("batchingOff").GetProperty("meanBatch").GetDouble());
     }
 }
