@@ -69,8 +69,12 @@ pack() {
   [ -n "$framework" ] || die "no .NET 10 runtime under $dotnet_root/shared/Microsoft.NETCore.App."
   local fxr
   fxr=$(ls -d "$dotnet_root"/host/fxr/* | sort -V | tail -1)
-  # xz takes the runtime from 36 MB (gzip) to 26 MB; Ubuntu and Debian images have it (tar -J).
+  # xz takes the runtime (ASP.NET Core's included) well below gzip's size; Ubuntu and Debian images have it (tar -J).
   local runtime_files=(dotnet "host/fxr/$(basename "$fxr")" "shared/Microsoft.NETCore.App/$(basename "$framework")")
+  # The load benchmark runs the workflows on the embedded Durable engine, whose sidecar is an ASP.NET Core gRPC server.
+  [ -d "$dotnet_root/shared/Microsoft.AspNetCore.App/$(basename "$framework")" ] \
+    || die "no ASP.NET Core runtime $(basename "$framework") under $dotnet_root/shared/Microsoft.AspNetCore.App (the load benchmark needs it)."
+  runtime_files+=("shared/Microsoft.AspNetCore.App/$(basename "$framework")")
   runtime_files+=($(cd "$dotnet_root" && ls LICENSE* ThirdPartyNotices* 2>/dev/null || true))
   if command -v xz >/dev/null; then
     XZ_OPT=-T0 tar -cJf "$output/dotnet-runtime.tar.xz" -C "$dotnet_root" "${runtime_files[@]}"
@@ -83,7 +87,12 @@ pack() {
   cp "$fixtures"/cases/pipeline_*.safetensors "$fixtures"/cases/{prior_forward,decoder_forward,vqgan}.safetensors "$build/fixtures/cases/"
   cp "$fixtures"/README.md "$fixtures"/manifest.json "$build/fixtures/" 2>/dev/null || true
   chmod -R u+w "$build/fixtures"
-  tar -czf "$output/wuerstchen.tar.gz" -C "$build" app fixtures
+  # xz here too: with the workflows (the load benchmark) beside the benchmark the application gzipped would not fit.
+  if command -v xz >/dev/null; then
+    XZ_OPT=-T0 tar -cJf "$output/wuerstchen.tar.xz" -C "$build" app fixtures
+  else
+    tar -czf "$output/wuerstchen.tar.gz" -C "$build" app fixtures
+  fi
   cp "$anchor"/* "$output/diffusers/"
   chmod -R u+w "$output/diffusers"
   cp "${BASH_SOURCE[0]}" "$output/gpu-benchmark.sh"
@@ -140,7 +149,11 @@ run() {
   else
     tar -xzf "$here/dotnet-runtime.tar.gz" -C "$work/dotnet"
   fi
-  tar -xzf "$here/wuerstchen.tar.gz" -C "$work"
+  if [ -f "$here/wuerstchen.tar.xz" ]; then
+    tar -xJf "$here/wuerstchen.tar.xz" -C "$work"
+  else
+    tar -xzf "$here/wuerstchen.tar.gz" -C "$work"
+  fi
   local dotnet="$work/dotnet/dotnet" app="$work/app" fixtures="$work/fixtures"
   export DOTNET_ROOT="$work/dotnet"
 

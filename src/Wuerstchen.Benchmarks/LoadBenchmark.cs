@@ -19,8 +19,8 @@ namespace Wuerstchen.Benchmarks;
 /// <summary>
 /// Throughput under load: N single-prompt generations started at once through <see cref="GenerationService"/> on the
 /// embedded Durable engine, all three stage activities included, with the worker's batcher on and off in one run, and
-/// beside them one request of N images (one batch of N through the same path). On a CPU the models are the published
-/// depths and block structure at tiny widths (<see cref="HostOverhead"/>'s Stage C and Stage B, the fixture's text
+/// beside them one request of N images (one batch of N through the same path). On a CPU the models are Stage C and
+/// Stage B at the published depths, heads and block structure with one or two channels per head (the fixture's text
 /// encoders and VQGAN) written as model repositories with random weights, so that a step costs what issuing its
 /// operations costs, as kernel launches do on a GPU at batch 1; on a GPU Stage C and Stage B have the published widths
 /// too (the text encoders and the VQGAN stay the fixture's); <c>--tiny</c> takes the fixture's models as they are.
@@ -44,7 +44,7 @@ public static class LoadBenchmark
         try
         {
             string models = WriteModels(root.FullName, fixtures, options.Tiny ? ModelWidths.Fixture : published ? ModelWidths.Published : ModelWidths.TinyWidths);
-            string kind = options.Tiny ? "the fixture's tiny models" : published ? "published Stage C and B" : "published depths at tiny widths";
+            string kind = options.Tiny ? "the fixture's tiny models" : published ? "published Stage C and B" : "published depths, heads and blocks at tiny widths";
             report($"Load: {concurrent} concurrent single-prompt generations of {size}² on {options.Device} ({kind}, {options.PrecisionName}), {rounds} round(s) after a warm-up, batching on and off; one request of {concurrent} images beside them");
             var (on, oneRequest) = await MeasureAsync(options, models, Path.Combine(root.FullName, "on"), batching: true, concurrent, size, rounds).ConfigureAwait(false);
             var (off, _) = await MeasureAsync(options, models, Path.Combine(root.FullName, "off"), batching: false, concurrent, size, rounds).ConfigureAwait(false);
@@ -177,11 +177,17 @@ public static class LoadBenchmark
         return sorted[lower] + (sorted[upper] - sorted[lower]) * (index - lower);
     }
 
+    /// <summary>Stage C at the published depth and heads with one channel per head.</summary>
+    private static readonly WuerstchenPriorConfig LoadPriorConfig = WuerstchenPriorConfig.Published with { C = 24 };
+
+    /// <summary>Stage B's widths per level at the published heads (one or two channels per head).</summary>
+    private static readonly int[] LoadDecoderWidths = [8, 20, 20, 20];
+
     private enum ModelWidths
     {
         /// <summary>The fixture's tiny models as they are.</summary>
         Fixture,
-        /// <summary>Stage C and Stage B at the published depths and block structure, tiny widths.</summary>
+        /// <summary>Stage C and Stage B at the published depths, heads and block structure, one or two channels per head.</summary>
         TinyWidths,
         /// <summary>Stage C and Stage B as published (the text encoders' and VQGAN's stay the fixture's).</summary>
         Published,
@@ -201,7 +207,7 @@ public static class LoadBenchmark
         if (widths == ModelWidths.Fixture)
             return models;
 
-        var priorShape = widths == ModelWidths.Published ? WuerstchenPriorConfig.Published : HostOverhead.PriorConfig;
+        var priorShape = widths == ModelWidths.Published ? WuerstchenPriorConfig.Published : LoadPriorConfig;
         var priorConfig = Patch(Path.Combine(prior, "prior", "config.json"), new()
         {
             ["c"] = priorShape.C,
@@ -214,7 +220,7 @@ public static class LoadBenchmark
         var published = WuerstchenDiffNeXtConfig.Published;
         var decoderConfig = Patch(Path.Combine(decoder, "decoder", "config.json"), new()
         {
-            ["c_hidden"] = new JsonArray((widths == ModelWidths.Published ? published : HostOverhead.DecoderConfig).CHidden.Select(c => (JsonNode)c).ToArray()),
+            ["c_hidden"] = new JsonArray((widths == ModelWidths.Published ? published.CHidden : LoadDecoderWidths).Select(c => (JsonNode)c).ToArray()),
             ["blocks"] = new JsonArray(published.Blocks.Select(c => (JsonNode)c).ToArray()),
             ["nhead"] = new JsonArray(published.Nhead.Select(c => (JsonNode)c).ToArray()),
             ["level_config"] = new JsonArray(published.LevelConfig.Select(c => (JsonNode)c).ToArray()),
