@@ -59,8 +59,8 @@ public sealed class LocalEngine : IAsyncDisposable
     public static async Task<LocalEngine> StartAsync(EngineSettings settings, IDictionary<string, string?>? extra, CancellationToken cancellationToken)
     {
         var values = new Dictionary<string, string?>();
-        string? prior = ModelName(settings.PriorModel, values);
-        string? decoder = ModelName(settings.DecoderModel, values);
+        string? prior = ModelName(settings.PriorModelName, values);
+        string? decoder = ModelName(settings.DecoderModelName, values);
         foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
             values[key] = value;
 
