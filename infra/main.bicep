@@ -65,6 +65,21 @@ param retrainingWakeWindow { start: string, end: string }?
 @maxValue(6)
 param modelCacheMaxGiB int = 4
 
+@description('Most images in one batched model call of concurrent requests (Wuerstchen__Batching__MaxBatchImages); 0 (default) follows the GPU: 4 on the T4, 16 on the A100 (docs/configuration.md, "Wuerstchen:Batching"). 1 turns batching off.')
+@minValue(0)
+@maxValue(256)
+param batchMaxImages int = 0
+
+@description('Milliseconds the first request of a batch waits for others to join (Wuerstchen__Batching__MaxWait): a few to tens of milliseconds; 20 (default) is under 2 % of a 1024² image\'s time on either GPU.')
+@minValue(0)
+@maxValue(10000)
+param batchMaxWaitMilliseconds int = 20
+
+@description('Stage activities (Stage C, B, A) a replica accepts at once, batched or waiting for a batch (Wuerstchen__Batching__MaxConcurrentStageActivities); 0 (default) is twice the batch images, so the next batch gathers while one runs. The host\'s own activity limit is set a few above it.')
+@minValue(0)
+@maxValue(1024)
+param maxConcurrentStageActivities int = 0
+
 @description('false deploys everything but the Functions app (identity, roles, storage, environment): the first step of a first deployment, so role assignments can propagate before the first revision starts. infra/deploy.sh sets it.')
 param deployApp bool = true
 
@@ -294,6 +309,9 @@ module functionApp 'modules/functionApp.bicep' = if (deployApp) {
     retrainingSchedule: retrainingSchedule
     retrainingWakeWindow: retrainingWakeWindow
     modelCacheMaxGiB: modelCacheMaxGiB
+    batchMaxImages: batchMaxImages
+    batchMaxWaitMilliseconds: batchMaxWaitMilliseconds
+    maxConcurrentStageActivities: maxConcurrentStageActivities
     minReplicas: minReplicas
     maxReplicas: maxReplicas
     ingressExternal: ingressExternal

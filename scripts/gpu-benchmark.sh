@@ -8,7 +8,8 @@
 #       .NET runtime, the tiny fixture models and reference tensors, the diffusers anchor, and this script.
 #   ./gpu-benchmark.sh run [--output DIR] [--batches 1,4,8,16] [--repeats 2] [--dry-run]
 #       There, from the pack folder: the CUDA correctness checks, diffusers' anchor and this project's benchmark (bfloat16,
-#       1024², each batch size), then the side-by-side table, printed and written with the raw JSON to the output folder
+#       1024², each batch size), the batching figures (8 concurrent single requests at 1024², batching on and off, against
+#       one request of 8 images), then the side-by-side tables, printed and written with the raw JSON to the output folder
 #       (default results-<UTC time> beside the pack). LibTorch comes from `python3 -c "import torch"` (WUERSTCHEN_PYTHON
 #       names another interpreter; WUERSTCHEN_LIBTORCH a LibTorch folder). --dry-run runs the same steps on the CPU with
 #       the tiny configurations and no anchor, to check a pack without a GPU.
@@ -22,7 +23,7 @@ die() { echo "error: $*" >&2; exit 2; }
 say() { echo "==> $*" >&2; }
 
 usage() {
-  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -68,8 +69,12 @@ pack() {
   [ -n "$framework" ] || die "no .NET 10 runtime under $dotnet_root/shared/Microsoft.NETCore.App."
   local fxr
   fxr=$(ls -d "$dotnet_root"/host/fxr/* | sort -V | tail -1)
-  # xz takes the runtime from 36 MB (gzip) to 26 MB; Ubuntu and Debian images have it (tar -J).
+  # xz takes the runtime (ASP.NET Core's included) well below gzip's size; Ubuntu and Debian images have it (tar -J).
   local runtime_files=(dotnet "host/fxr/$(basename "$fxr")" "shared/Microsoft.NETCore.App/$(basename "$framework")")
+  # The load benchmark runs the workflows on the embedded Durable engine, whose sidecar is an ASP.NET Core gRPC server.
+  [ -d "$dotnet_root/shared/Microsoft.AspNetCore.App/$(basename "$framework")" ] \
+    || die "no ASP.NET Core runtime $(basename "$framework") under $dotnet_root/shared/Microsoft.AspNetCore.App (the load benchmark needs it)."
+  runtime_files+=("shared/Microsoft.AspNetCore.App/$(basename "$framework")")
   runtime_files+=($(cd "$dotnet_root" && ls LICENSE* ThirdPartyNotices* 2>/dev/null || true))
   if command -v xz >/dev/null; then
     XZ_OPT=-T0 tar -cJf "$output/dotnet-runtime.tar.xz" -C "$dotnet_root" "${runtime_files[@]}"
@@ -82,7 +87,12 @@ pack() {
   cp "$fixtures"/cases/pipeline_*.safetensors "$fixtures"/cases/{prior_forward,decoder_forward,vqgan}.safetensors "$build/fixtures/cases/"
   cp "$fixtures"/README.md "$fixtures"/manifest.json "$build/fixtures/" 2>/dev/null || true
   chmod -R u+w "$build/fixtures"
-  tar -czf "$output/wuerstchen.tar.gz" -C "$build" app fixtures
+  # xz here too: with the workflows (the load benchmark) beside the benchmark the application gzipped would not fit.
+  if command -v xz >/dev/null; then
+    XZ_OPT=-T0 tar -cJf "$output/wuerstchen.tar.xz" -C "$build" app fixtures
+  else
+    tar -czf "$output/wuerstchen.tar.gz" -C "$build" app fixtures
+  fi
   cp "$anchor"/* "$output/diffusers/"
   chmod -R u+w "$output/diffusers"
   cp "${BASH_SOURCE[0]}" "$output/gpu-benchmark.sh"
@@ -139,7 +149,11 @@ run() {
   else
     tar -xzf "$here/dotnet-runtime.tar.gz" -C "$work/dotnet"
   fi
-  tar -xzf "$here/wuerstchen.tar.gz" -C "$work"
+  if [ -f "$here/wuerstchen.tar.xz" ]; then
+    tar -xJf "$here/wuerstchen.tar.xz" -C "$work"
+  else
+    tar -xzf "$here/wuerstchen.tar.gz" -C "$work"
+  fi
   local dotnet="$work/dotnet/dotnet" app="$work/app" fixtures="$work/fixtures"
   export DOTNET_ROOT="$work/dotnet"
 
@@ -163,7 +177,7 @@ run() {
   "$dotnet" "$app/Wuerstchen.Benchmarks.dll" --self-check --device "$device" | tee "$output/self-check.txt" >&2
 
   local status=0 checks="passed" anchor_json=""
-  say "1/3 correctness checks on $device (tests with the trait Category=Cuda)"
+  say "1/4 correctness checks on $device (tests with the trait Category=Cuda)"
   local t0=$SECONDS
   if WUERSTCHEN_TEST_DEVICE=$device WUERSTCHEN_PARITY_DIR="$fixtures" CI=true \
      "$dotnet" "$app/Wuerstchen.Cuda.Tests.dll" -trait "Category=Cuda" -noColor -xml "$output/checks.xml" > "$output/checks.log" 2>&1; then
@@ -175,7 +189,7 @@ run() {
   tail -n 5 "$output/checks.log" >&2
   echo "checks: $checks in $((SECONDS - t0)) s" >&2
 
-  say "2/3 diffusers' anchor"
+  say "2/4 diffusers' anchor"
   t0=$SECONDS
   if $dry; then
     echo "skipped: the anchor needs a CUDA GPU (dry run)" | tee "$output/diffusers.log" >&2
@@ -193,7 +207,7 @@ run() {
   fi
   echo "anchor: $((SECONDS - t0)) s" >&2
 
-  say "3/3 this project's benchmark"
+  say "3/4 this project's benchmark"
   t0=$SECONDS
   local args=(--device "$device" --batches "$batches" --repeats "$repeats" --json "$output/wuerstchen.json" --markdown "$output/table.md"
               --tokenizer "$fixtures/models/prior-pipeline/tokenizer")
@@ -209,6 +223,24 @@ run() {
   fi
   echo "benchmark: $((SECONDS - t0)) s" >&2
 
+  # Batching under load: concurrent single requests through the workflows, batching on and off, against one request of
+  # as many images (docs/performance.md, "Batching concurrent requests"). On the GPU 8 requests at 1024² with Stage C and B
+  # at the published sizes; dry, the largest of --batches with the fixture's tiny models.
+  say "4/4 batching under load"
+  t0=$SECONDS
+  local load_args=(--load --device "$device" --repeats "$repeats" --json "$output/load.json" --markdown "$output/load.md"
+                   --tokenizer "$fixtures/models/prior-pipeline/tokenizer")
+  if $dry; then
+    load_args+=(--tiny --precision float32 --size 128 --concurrent "$(tr ',' '\n' <<< "$batches" | sort -n | tail -1)")
+  else
+    load_args+=(--precision bfloat16 --size 1024 --concurrent 8)
+  fi
+  if ! "$dotnet" "$app/Wuerstchen.Benchmarks.dll" "${load_args[@]}" > "$output/load.log" 2>&1; then
+    tail -n 20 "$output/load.log" >&2
+    die "the load benchmark failed (see $output/load.log)"
+  fi
+  echo "load: $((SECONDS - t0)) s" >&2
+
   {
     echo "# GPU benchmark, $(date -u +%Y-%m-%d) ($(cat "$here/pack.json"))"
     echo
@@ -217,12 +249,16 @@ run() {
     echo
     cat "$output/table.md"
     echo
+    echo "Batching under load:"
+    echo
+    cat "$output/load.md"
+    echo
     echo "Whole run: $((SECONDS - started)) s."
   } > "$output/summary.md"
   echo
   cat "$output/summary.md"
   echo
-  echo "Written to $output: summary.md, table.md, wuerstchen.json$([ -n "$anchor_json" ] && echo ", diffusers.json"), checks.xml and the logs."
+  echo "Written to $output: summary.md, table.md, wuerstchen.json$([ -n "$anchor_json" ] && echo ", diffusers.json"), load.md, load.json, checks.xml and the logs."
   return $status
 }
 

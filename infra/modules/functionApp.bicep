@@ -113,6 +113,21 @@ param retrainingWakeWindow { start: string, end: string }?
 @description('Most GiB the fine-tuned models materialised on the replica\'s ephemeral disk may take (Wuerstchen__Models__CacheMaxGiB).')
 param modelCacheMaxGiB int
 
+@description('Most images in one batched model call (Wuerstchen__Batching__MaxBatchImages); 0 follows the GPU: 4 on the T4, 16 on the A100.')
+@minValue(0)
+@maxValue(256)
+param batchMaxImages int
+
+@description('Milliseconds the first request of a batch waits for others (Wuerstchen__Batching__MaxWait).')
+@minValue(0)
+@maxValue(10000)
+param batchMaxWaitMilliseconds int
+
+@description('Stage activities a replica accepts at once (Wuerstchen__Batching__MaxConcurrentStageActivities); 0 is twice the batch images.')
+@minValue(0)
+@maxValue(1024)
+param maxConcurrentStageActivities int
+
 @description('Expose the HTTP API outside the environment (true) or only inside it (false).')
 param ingressExternal bool
 
@@ -150,6 +165,15 @@ var replicaResources = gpuProfile == 'Consumption-GPU-NC24-A100'
   ? { cpu: json('24.0'), memory: '220Gi' }
   : { cpu: json('8.0'), memory: '56Gi' }
 
+// Batching of concurrent requests (docs/configuration.md, "Wuerstchen:Batching"): the batch follows the card as the app's
+// own default does (DeviceProfile: 4 images below 35 GiB, 16 from 70 GiB). The host's activity limit is the stage
+// activities plus room for the short bookkeeping activities (plans, bulk records) beside them, which would otherwise
+// wait behind stage activities that wait for a batch.
+var batchImages = batchMaxImages > 0 ? batchMaxImages : (gpuProfile == 'Consumption-GPU-NC24-A100' ? 16 : 4)
+var stageActivities = maxConcurrentStageActivities > 0 ? maxConcurrentStageActivities : 2 * batchImages
+var hostActivities = stageActivities + 4
+var batchMaxWait = '00:00:${padLeft(batchMaxWaitMilliseconds / 1000, 2, '0')}.${padLeft(batchMaxWaitMilliseconds % 1000, 3, '0')}'
+
 // Durable Task (Azure Storage backend) queue names: the lower-cased hub name, then -workitems or -control-NN (as
 // DurableTask.AzureStorage 2.11 names them: GetWorkItemQueueName, GetControlQueueName).
 var hub = toLower(taskHubName)
@@ -159,8 +183,9 @@ var hub = toLower(taskHubName)
 // a PATCH on an existing app, and refuse custom rules without it (FunctionAppCannotSetScaleRules). infra/deploy.sh
 // sends this object as that PATCH after every deployment (main.bicep outputs it).
 //
-// Each replica is a whole GPU and host.json runs one activity at a time (maxConcurrentActivityFunctions: 1), so the GPU
-// rules target one message per replica. KEDA's azure-queue scaler counts invisible messages too unless told otherwise
+// Each replica is a whole GPU that batches concurrent stage activities (up to batchImages images per model call), so
+// the work-item rule targets a batch's worth of activities per replica: fewer would spread concurrent requests over
+// replicas one each and leave every GPU at batch 1. KEDA's azure-queue scaler counts invisible messages too unless told otherwise
 // (queueLengthStrategy, default all): right for the work queues, where an invisible message is work in progress that
 // must keep its replica; wrong for the control queues, where Durable keeps future timers as invisible messages.
 var azureQueueRule = {
@@ -197,7 +222,7 @@ var overrideRules = concat(
       // task hub's shared work-item queue. The bulk trigger only starts orchestrations, so this is the real backlog.
       name: 'durable-workitems'
       custom: union(azureQueueRule, {
-        metadata: { accountName: storageAccountName, queueName: '${hub}-workitems', queueLength: '1', queueLengthStrategy: 'all' }
+        metadata: { accountName: storageAccountName, queueName: '${hub}-workitems', queueLength: string(batchImages), queueLengthStrategy: 'all' }
       })
     }
     {
@@ -365,6 +390,23 @@ resource app 'Microsoft.App/containerApps@2026-03-02-preview' = {
             {
               name: 'Wuerstchen__Models__CacheMaxGiB'
               value: string(modelCacheMaxGiB)
+            }
+            {
+              name: 'Wuerstchen__Batching__MaxBatchImages'
+              value: string(batchImages)
+            }
+            {
+              name: 'Wuerstchen__Batching__MaxWait'
+              value: batchMaxWait
+            }
+            {
+              name: 'Wuerstchen__Batching__MaxConcurrentStageActivities'
+              value: string(stageActivities)
+            }
+            {
+              // host.json's extensions.durableTask.maxConcurrentActivityFunctions, raised for batching.
+              name: 'AzureFunctionsJobHost__extensions__durableTask__maxConcurrentActivityFunctions'
+              value: string(hostActivities)
             }
           ]
           volumeMounts: [

@@ -150,6 +150,16 @@ def check_snapshot(manifest_path, host_json_path, snapshot_path, expect_acr):
     report(not wrong, "fixed settings (worker runtime, managed identity, AzureBlob, cuda)", str(wrong))
     precision = value("Wuerstchen__Models__Precision")
     report(precision in ("bfloat16", "float16", "float32"), "Wuerstchen__Models__Precision is a known dtype", str(precision))
+    def integer(name):
+        text = value(name)
+        return int(text) if isinstance(text, str) and text.isdigit() else None
+
+    stage_activities = integer("Wuerstchen__Batching__MaxConcurrentStageActivities")
+    host_activities = integer("AzureFunctionsJobHost__extensions__durableTask__maxConcurrentActivityFunctions")
+    batch_images = integer("Wuerstchen__Batching__MaxBatchImages")
+    report(None not in (stage_activities, host_activities, batch_images) and batch_images >= 1 and host_activities > stage_activities >= 1,
+           "batching: the host takes more activities at once than the stage activities a replica batches (docs/configuration.md, \"Wuerstchen:Batching\")",
+           f"batch images {batch_images}, stage activities {stage_activities}, host activities {host_activities}")
     client_id = value("AzureWebJobsStorage__clientId")
     report(client_id is not None and client_id == value("Wuerstchen__Storage__ManagedIdentityClientId"),
            "host storage and app blob client use the same identity")

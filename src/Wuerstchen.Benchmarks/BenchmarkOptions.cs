@@ -20,6 +20,9 @@ public enum BenchmarkMode
 
     /// <summary>HTTP load against a running <c>wuerstchen serve</c> on loopback (see <see cref="HttpLoad"/>).</summary>
     HttpLoad,
+
+    /// <summary>Concurrent single-prompt generations through the workflows, batching on and off (see <see cref="LoadBenchmark"/>).</summary>
+    Load,
 }
 
 /// <summary>The command line; <see cref="Usage"/> lists it.</summary>
@@ -31,7 +34,8 @@ public sealed record BenchmarkOptions
         "       Wuerstchen.Benchmarks --steps [--sizes 1024,512] [--repeats 2] [--tiny] [--markdown FILE]\n" +
         "       Wuerstchen.Benchmarks --host-overhead [--repeats 5] [--threads 1] [--tokenizer DIR]\n" +
         "       Wuerstchen.Benchmarks --self-check [--device cpu|cuda]\n" +
-        "       Wuerstchen.Benchmarks --http-load --url http://127.0.0.1:PORT/ [--api-key KEY] [--requests 2000] [--duration 60] [--concurrency 8] [--markdown FILE]";
+        "       Wuerstchen.Benchmarks --http-load --url http://127.0.0.1:PORT/ [--api-key KEY] [--requests 2000] [--duration 60] [--concurrency 8] [--markdown FILE]\n" +
+        "       Wuerstchen.Benchmarks --load [--device cpu|cuda] [--tiny] [--concurrent 8] [--repeats 2] [--size 128] [--max-wait 00:00:00.020] [--verbose] [--json FILE] [--markdown FILE]";
 
     public BenchmarkMode Mode { get; init; } = BenchmarkMode.Pipelines;
 
@@ -56,6 +60,15 @@ public sealed record BenchmarkOptions
     public bool Tiny { get; init; }
 
     public int Threads { get; init; } = 1;
+
+    /// <summary>--load: print each batched model call.</summary>
+    public bool Verbose { get; init; }
+
+    /// <summary>Generations started at once per round in --load.</summary>
+    public int Concurrent { get; init; } = 8;
+
+    /// <summary>The batcher's maximum wait in --load; null for the device's default (none on a CPU).</summary>
+    public TimeSpan? MaxWait { get; init; }
 
     public string? JsonPath { get; init; }
 
@@ -127,6 +140,14 @@ public sealed record BenchmarkOptions
                 "--requests" => options with { Requests = ParsePositive(name, Value()) },
                 "--duration" => options with { DurationSeconds = ParsePositive(name, Value()) },
                 "--concurrency" => options with { Concurrency = Math.Min(256, ParsePositive(name, Value())) },
+                "--load" => options with { Mode = BenchmarkMode.Load },
+                "--verbose" => options with { Verbose = true },
+                "--concurrent" => options with { Concurrent = ParsePositive(name, Value()) },
+                "--max-wait" => options with
+                {
+                    MaxWait = TimeSpan.TryParse(Value(), CultureInfo.InvariantCulture, out var wait) && wait >= TimeSpan.Zero
+                        ? wait : throw new ArgumentException($"--max-wait: '{args[i]}' is not a time span such as 00:00:00.020."),
+                },
                 "--json" => options with { JsonPath = Value() },
                 "--markdown" => options with { MarkdownPath = Value() },
                 "--compare" => options with { ComparePath = File.Exists(Value()) ? args[i] : throw new ArgumentException($"--compare: no file '{args[i]}'.") },

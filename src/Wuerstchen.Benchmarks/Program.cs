@@ -53,6 +53,10 @@ switch (options.Mode)
         break;
     case BenchmarkMode.SelfCheck:
         return SelfCheck(options);
+    case BenchmarkMode.Load:
+        set_num_threads(options.Threads);
+        await LoadBenchmark.RunAsync(options, Path.GetFullPath(Path.Combine(TokenizerDirectory(options), "..", "..", "..")), Report);
+        break;
     case BenchmarkMode.HostOverhead:
         set_num_threads(options.Threads);
         HostOverhead.Run(TokenizerDirectory(options), options.RepeatCount, Console.Out);

@@ -20,6 +20,31 @@ public static class EmbeddedDurableEngine
         CancellationToken cancellationToken = default) =>
         StartAsync(register, loggerFactory, FreeLoopbackPort, cancellationToken);
 
+    /// <summary>
+    /// Starts the engine with room for <paramref name="maxConcurrentActivities"/> activities at once: the embedded
+    /// engine's counterpart of host.json's <c>maxConcurrentActivityFunctions</c>. Its own limit is the processor count,
+    /// which on a small machine would keep concurrent stage activities from ever meeting in a batch.
+    /// </summary>
+    public static async Task<DurableTaskTestHost> StartAsync(Action<DurableTaskRegistry> register, ILoggerFactory? loggerFactory, int maxConcurrentActivities,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxConcurrentActivities, 1);
+        var host = await StartAsync(register, loggerFactory, FreeLoopbackPort, cancellationToken).ConfigureAwait(false);
+        if (maxConcurrentActivities > Environment.ProcessorCount)
+        {
+            try
+            {
+                ActivityConcurrency.Raise(host, maxConcurrentActivities);
+            }
+            catch
+            {
+                await host.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+        return host;
+    }
+
     internal static async Task<DurableTaskTestHost> StartAsync(Action<DurableTaskRegistry> register, ILoggerFactory? loggerFactory,
         Func<int> nextPort, CancellationToken cancellationToken)
     {

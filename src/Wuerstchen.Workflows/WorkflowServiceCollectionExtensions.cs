@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Pipeline.Generation.Batching;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
 using Wuerstchen.Pipeline.Training;
@@ -18,7 +19,7 @@ public static class WorkflowServiceCollectionExtensions
     /// <summary>
     /// Everything the orchestrations and activities need, bound from configuration (<c>Wuerstchen:Storage</c>,
     /// <c>Wuerstchen:Models</c>, <c>Wuerstchen:Limits</c>, <c>Wuerstchen:Workflows</c>, <c>Wuerstchen:Bulk</c>,
-    /// <c>Wuerstchen:Training</c>, <c>Wuerstchen:Preload</c>, <c>Wuerstchen:Webhooks</c>) and validated when the host starts (<see cref="ValidateSettings"/>
+    /// <c>Wuerstchen:Training</c>, <c>Wuerstchen:Preload</c>, <c>Wuerstchen:Webhooks</c>, <c>Wuerstchen:Batching</c>) and validated when the host starts (<see cref="ValidateSettings"/>
     /// where there is no host).
     /// </summary>
     public static IServiceCollection AddWuerstchenWorkflows(this IServiceCollection services, IConfiguration configuration)
@@ -31,10 +32,12 @@ public static class WorkflowServiceCollectionExtensions
         services.AddValidatedOptions<TrainingOptions>(configuration, TrainingOptions.Section, o => o.Validate());
         services.AddValidatedOptions<PreloadOptions>(configuration, PreloadOptions.Section, o => o.Validate());
         services.AddValidatedOptions<Webhooks.WebhookOptions>(configuration, Webhooks.WebhookOptions.Section, o => o.Validate());
+        services.AddValidatedOptions<BatchingOptions>(configuration, BatchingOptions.Section, o => o.Validate());
 
         services.TryAddSingleton<FineTunedModels>();
         services.TryAddSingleton<ModelLocator>();
         services.TryAddSingleton<ModelHost>();
+        services.TryAddSingleton<StageBatcher>();
         services.TryAddSingleton<GenerationStages>();
         services.TryAddSingleton<BatchPlanStore>();
         services.TryAddSingleton<GenerationCancellation>();

@@ -80,10 +80,12 @@ public sealed class HostJsonTests(HostFixture host)
     }
 
     [Fact]
-    public async Task OnlyOneActivityRunsAtATimeWhileABulkJobRunsTwoBatchesAtOnce()
+    public async Task TwoBatchesOfABulkJobRunTheirActivitiesTogetherWithinTheHostJsonLimit()
     {
         await host.EnsureRunningAsync();
-        Assert.Equal(1, HostJson.Durable.Int("maxConcurrentActivityFunctions"));
+        // The worker batches concurrent stage calls (Wuerstchen:Batching), so host.json lets several activities in at once.
+        int limit = HostJson.Durable.Int("maxConcurrentActivityFunctions");
+        Assert.True(limit > 1, $"maxConcurrentActivityFunctions is {limit}: concurrent generations could never share a model call");
         Assert.Equal("2", host.Settings["Wuerstchen__Bulk__MaxParallelism"]);
         string jobId = "concurrency-" + Guid.NewGuid().ToString("N")[..10];
         var queue = new QueueClient(host.Azurite.ConnectionString, host.Settings["Wuerstchen__Bulk__QueueName"], new QueueClientOptions { MessageEncoding = HostJson.QueueMessageEncoding() });
@@ -98,10 +100,10 @@ public sealed class HostJsonTests(HostFixture host)
         var second = Timeline.Of(entries, $"bulk-{jobId}-b00001");
         Assert.True(Timeline.First(second, "GenerateImage", "started").At < Timeline.First(first, "GenerateImage", "completed").At,
             "the bulk job did not run two batches at once, so this proves nothing about the activity limit");
-        // ...yet the host never ran two activities at once.
+        // ...and their activities ran side by side, never more at once than host.json allows.
         var activities = Runs(await FunctionsWithTriggerAsync("activityTrigger"));
         Assert.True(activities.Length >= 9, $"only {activities.Length} activity runs were logged");
-        Assert.Equal(1, MaxOverlap(activities));
+        Assert.InRange(MaxOverlap(activities), 2, limit);
     }
 
     [Fact]

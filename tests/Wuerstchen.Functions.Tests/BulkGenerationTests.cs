@@ -37,7 +37,7 @@ public sealed class BulkGenerationTests
         {
             Assert.Equal(BulkManifestWriter.Succeeded, entry.Status);
             Assert.Equal(entry.Index % 2 == 0 ? 128 : 256, entry.Width);
-            Assert.Equal(500UL + (ulong)entry.Index, entry.Seed);
+            Assert.Equal(500UL + 2 * (ulong)entry.Index, entry.Seed); // S + 2k: prompt k's Stage B stream is S + 2k + 1
             var image = Assert.Single(entry.Images);
             Assert.True(await environment.Store.ExistsAsync(image, Token), $"{image} is listed but missing");
         }

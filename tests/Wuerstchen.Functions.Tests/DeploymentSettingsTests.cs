@@ -1,11 +1,13 @@
 using System.Reflection;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Pipeline.Generation.Batching;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
 using Wuerstchen.Workflows;
@@ -26,6 +28,7 @@ public sealed class DeploymentSettingsTests
         ["Api"] = typeof(Wuerstchen.Api.ApiOptions),
         ["Training"] = typeof(Wuerstchen.Pipeline.Training.TrainingOptions),
         ["Retention"] = typeof(Wuerstchen.Workflows.Retention.RetentionOptions),
+        ["Batching"] = typeof(BatchingOptions),
     };
 
     internal static string RepositoryFile(string relative)
@@ -47,6 +50,15 @@ public sealed class DeploymentSettingsTests
         foreach (string name in TemplateSettings())
         {
             string[] parts = name.Split("__");
+            if (parts[0] == "AzureFunctionsJobHost")
+            {
+                // An override of a host.json setting: it must name one host.json has.
+                var node = JsonNode.Parse(File.ReadAllText(RepositoryFile("host.json")));
+                foreach (string part in parts[1..])
+                    node = node is JsonObject o ? o.FirstOrDefault(p => string.Equals(p.Key, part, StringComparison.OrdinalIgnoreCase)).Value : null;
+                Assert.True(node is JsonValue, $"{name}: host.json has no setting {string.Join('.', parts[1..])}");
+                continue;
+            }
             if (parts[0] != "Wuerstchen")
             {
                 Assert.Contains(name, HostSettingsTheAppReads());
@@ -82,6 +94,9 @@ public sealed class DeploymentSettingsTests
         Assert.Equal(StorageKind.AzureBlob, storage.Kind);
         Assert.Empty(services.GetRequiredService<IOptions<ModelOptions>>().Value.Validate());
         Assert.Equal("generation-jobs", services.GetRequiredService<IOptions<BulkOptions>>().Value.QueueName);
+        var batching = services.GetRequiredService<IOptions<BatchingOptions>>().Value;
+        Assert.Empty(batching.Validate());
+        Assert.Equal((4, TimeSpan.FromMilliseconds(20), 8), (batching.MaxBatchImages, batching.MaxWait, batching.MaxConcurrentStageActivities));
     }
 
     /// <summary>Names the host reads: the identity-based AzureWebJobsStorage connection, host.json's %tokens%, the worker runtime, telemetry.</summary>
@@ -119,6 +134,11 @@ public sealed class DeploymentSettingsTests
         "Wuerstchen__Models__CacheRoot" => "/tmp/wuerstchen-models",
         "Wuerstchen__Models__CacheMaxGiB" => "4",
         "Wuerstchen__Bulk__QueueName" => "generation-jobs",
+        // As infra/modules/functionApp.bicep sets them on the T4.
+        "Wuerstchen__Batching__MaxBatchImages" => "4",
+        "Wuerstchen__Batching__MaxWait" => "00:00:00.020",
+        "Wuerstchen__Batching__MaxConcurrentStageActivities" => "8",
+        "AzureFunctionsJobHost__extensions__durableTask__maxConcurrentActivityFunctions" => "12",
         _ => "value",
     };
 }

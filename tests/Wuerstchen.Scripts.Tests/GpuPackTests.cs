@@ -28,7 +28,8 @@ public sealed class GpuPackFixture : IAsyncLifetime
         {
             Bytes = new DirectoryInfo(Pack).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length);
             Directory.CreateDirectory(Path.Combine(_directory.Path, "unpacked"));
-            await Processes.RunAsync("tar", ["-xzf", Path.Combine(Pack, "wuerstchen.tar.gz"), "-C", Path.Combine(_directory.Path, "unpacked")], null,
+            bool xz = File.Exists(Path.Combine(Pack, "wuerstchen.tar.xz"));
+            await Processes.RunAsync("tar", [xz ? "-xJf" : "-xzf", Path.Combine(Pack, xz ? "wuerstchen.tar.xz" : "wuerstchen.tar.gz"), "-C", Path.Combine(_directory.Path, "unpacked")], null,
                 TimeSpan.FromMinutes(2), default);
         }
     }
@@ -51,8 +52,9 @@ public sealed class GpuPackTests(GpuPackFixture pack) : IClassFixture<GpuPackFix
     {
         Assert.True(pack.Result.ExitCode == 0, pack.Result.ToString());
         Assert.True(pack.Bytes is > 0 and < 64_000_000, $"the pack holds {pack.Bytes} bytes");
-        foreach (string file in new[] { "gpu-benchmark.sh", "wuerstchen.tar.gz", "pack.json", "diffusers/bench.py", "diffusers/diffusers-src.tar.gz" })
+        foreach (string file in new[] { "gpu-benchmark.sh", "pack.json", "diffusers/bench.py", "diffusers/diffusers-src.tar.gz" })
             Assert.True(File.Exists(Path.Combine(pack.Pack, file)), $"the pack has no {file}");
+        Assert.True(File.Exists(Path.Combine(pack.Pack, "wuerstchen.tar.xz")) || File.Exists(Path.Combine(pack.Pack, "wuerstchen.tar.gz")), "the pack has no application");
         Assert.True(File.Exists(Path.Combine(pack.Pack, "dotnet-runtime.tar.xz")) || File.Exists(Path.Combine(pack.Pack, "dotnet-runtime.tar.gz")), "the pack has no .NET runtime");
 
         var files = Directory.EnumerateFiles(pack.App, "*", SearchOption.AllDirectories).Select(Path.GetFileName).ToHashSet();
@@ -116,5 +118,16 @@ public sealed class GpuPackTests(GpuPackFixture pack) : IClassFixture<GpuPackFix
             foreach (string field in new[] { "perImageSeconds", "perImageWithPngSeconds", "stageCSeconds", "stageBSeconds", "stageASeconds", "pngSeconds" })
                 Assert.True(row.GetProperty(field).GetDouble() > 0, $"batch {row.GetProperty("batch")}: {field}");
         }
+
+        // The batching step: concurrent single requests (the largest of --batches), batching on and off, and one request of as many images.
+        Assert.Contains("Batching under load:", summary);
+        using var load = JsonDocument.Parse(File.ReadAllText(Path.Combine(results, "load.json")));
+        Assert.Equal(2, load.RootElement.GetProperty("concurrent").GetInt32());
+        foreach (string part in new[] { "batchingOn", "batchingOff", "oneRequest" })
+        {
+            foreach (string field in new[] { "imagesPerSecond", "p50Seconds", "p95Seconds", "meanBatch" })
+                Assert.True(load.RootElement.GetProperty(part).GetProperty(field).GetDouble() > 0, $"load.json {part}.{field}");
+        }
+        Assert.Equal(1.0, load.RootElement.GetProperty("batchingOff").GetProperty("meanBatch").GetDouble());
     }
 }

@@ -14,6 +14,12 @@ public sealed record PriorGenerationSettings
 
     public int ImagesPerPrompt { get; init; } = 1;
 
+    /// <summary>Images of each prompt when they differ (a batch of several requests); overrides <see cref="ImagesPerPrompt"/>.</summary>
+    public IReadOnlyList<int>? ImagesOfPrompt { get; init; }
+
+    /// <summary>The image count of each prompt.</summary>
+    public IReadOnlyList<int> ImageCounts => ImagesOfPrompt ?? Enumerable.Repeat(ImagesPerPrompt, Prompts.Count).ToArray();
+
     public double GuidanceScale { get; init; } = 4.0;
 
     /// <summary>Used when <see cref="Timesteps"/> is null: linspace(1, 0, Steps + 1).</summary>
@@ -36,6 +42,8 @@ public sealed record PriorGenerationSettings
             throw new ArgumentOutOfRangeException(nameof(Height), $"Image size {Width}×{Height} must be positive.");
         if (ImagesPerPrompt < 1)
             throw new ArgumentOutOfRangeException(nameof(ImagesPerPrompt), ImagesPerPrompt, "At least one image per prompt.");
+        if (ImagesOfPrompt is not null && (ImagesOfPrompt.Count != Prompts.Count || ImagesOfPrompt.Any(n => n < 1)))
+            throw new ArgumentException($"Give at least one image for each of the {Prompts.Count} prompts.", nameof(ImagesOfPrompt));
         if (!double.IsFinite(GuidanceScale) || GuidanceScale < 0)
             throw new ArgumentOutOfRangeException(nameof(GuidanceScale), GuidanceScale, "Guidance must be a finite number ≥ 0.");
         if (Timesteps is null && Steps < 1)

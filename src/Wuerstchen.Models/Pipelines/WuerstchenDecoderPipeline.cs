@@ -82,14 +82,15 @@ public sealed class WuerstchenDecoderPipeline : IDisposable
         bool guided = ClassifierFreeGuidance.IsOn(settings.GuidanceScale);
         long embeddingCount = imageEmbeddings.shape[0];
         int n = settings.ImagesPerEmbedding;
-        long rowsPerPrompt = embeddingCount / settings.Prompts.Count * n;
+        var rowsOfPrompt = (settings.EmbeddingsOfPrompt ?? Enumerable.Repeat((int)(embeddingCount / settings.Prompts.Count), settings.Prompts.Count))
+            .Select(rows => rows * n).ToArray();
 
         var effnet = imageEmbeddings.to(Options.DType, Options.Device).repeat_interleave(n, dim: 0);
-        var text = TextEncoder.Encode(settings.Prompts).repeat_interleave(rowsPerPrompt, dim: 0);
+        var text = WuerstchenPriorPipeline.RepeatRows(TextEncoder.Encode(settings.Prompts), rowsOfPrompt);
         if (guided)
         {
             var negatives = WuerstchenPriorPipeline.ExpandNegatives(settings.NegativePrompts, settings.Prompts.Count);
-            text = cat([text, TextEncoder.Encode(negatives).repeat_interleave(rowsPerPrompt, dim: 0)]);
+            text = cat([text, WuerstchenPriorPipeline.RepeatRows(TextEncoder.Encode(negatives), rowsOfPrompt)]);
             effnet = cat([effnet, zeros_like(effnet)]);
         }
         // The text and effnet part of every step (clip_mapper, kv_mapper, the effnet resizes and mappers), once per generation.

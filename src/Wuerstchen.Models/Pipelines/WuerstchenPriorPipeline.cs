@@ -62,7 +62,7 @@ public sealed class WuerstchenPriorPipeline : IDisposable
     public Tensor Generate(PriorGenerationSettings settings, INoiseSource noise, Action<SamplingStep>? onStep = null, CancellationToken cancellationToken = default)
     {
         settings.Validate();
-        long batch = settings.Prompts.Count * (long)settings.ImagesPerPrompt;
+        long batch = settings.ImageCounts.Sum();
         return StageOutOfMemoryException.Guard("Stage C", settings.Width, settings.Height, batch, Options.Device,
             () => Sample(settings, noise, onStep, cancellationToken));
     }
@@ -72,13 +72,12 @@ public sealed class WuerstchenPriorPipeline : IDisposable
         using var scope = NewDisposeScope();
         using var inference = inference_mode();
         bool guided = ClassifierFreeGuidance.IsOn(settings.GuidanceScale);
-        int n = settings.ImagesPerPrompt;
-
-        var text = TextEncoder.Encode(settings.Prompts).repeat_interleave(n, dim: 0);
+        var counts = settings.ImageCounts;
+        var text = RepeatRows(TextEncoder.Encode(settings.Prompts), counts);
         if (guided)
         {
             var negatives = ExpandNegatives(settings.NegativePrompts, settings.Prompts.Count);
-            text = cat([text, TextEncoder.Encode(negatives).repeat_interleave(n, dim: 0)]);
+            text = cat([text, RepeatRows(TextEncoder.Encode(negatives), counts)]);
         }
         // The text's part of every step, once per generation.
         var condition = Prior.MapCondition(text.to(Options.DType));
@@ -86,10 +85,19 @@ public sealed class WuerstchenPriorPipeline : IDisposable
         Scheduler.SetTimesteps(settings.Timesteps, settings.Steps);
 
         var (latentHeight, latentWidth) = LatentSize(settings.Height, settings.Width);
-        long batch = settings.Prompts.Count * n;
+        long batch = counts.Sum();
         var latents = DenoisingLoop.Run(Scheduler, [batch, Prior.Config.CIn, latentHeight, latentWidth], (x, r) => Prior.Forward(x, r, condition),
             settings.GuidanceScale, noise, Options, StageName, onStep, cancellationToken);
         return (latents * LatentMean - LatentStd).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Row i repeated <c>counts[i]</c> times, in order.</summary>
+    internal static Tensor RepeatRows(Tensor rows, IReadOnlyList<int> counts)
+    {
+        if (counts.All(c => c == counts[0]))
+            return rows.repeat_interleave(counts[0], dim: 0);
+        using var repeats = tensor(counts.Select(c => (long)c).ToArray(), device: rows.device);
+        return rows.repeat_interleave(repeats, dim: 0, output_size: counts.Sum());
     }
 
     internal static IReadOnlyList<string> ExpandNegatives(IReadOnlyList<string>? negatives, int count) =>

@@ -11,14 +11,21 @@ namespace Wuerstchen.Models.Schedulers;
 public sealed class ItemwiseNoise : INoiseSource, IDisposable
 {
     private readonly SeededNoise[] _streams;
-    private readonly int _rowsPerItem;
+    private readonly long[] _rows;
 
     public ItemwiseNoise(IEnumerable<ulong> seeds, int rowsPerItem)
+        : this(seeds.Select(seed => (seed, rowsPerItem)))
     {
-        _streams = seeds.Select(s => new SeededNoise(s)).ToArray();
-        _rowsPerItem = rowsPerItem;
-        if (_streams.Length == 0 || rowsPerItem < 1)
+    }
+
+    /// <summary>Items with their own row counts (a batch mixing images-per-prompt): item i owns the next <c>Rows</c> rows.</summary>
+    public ItemwiseNoise(IEnumerable<(ulong Seed, int Rows)> items)
+    {
+        var list = items.ToArray();
+        if (list.Length == 0 || list.Any(i => i.Rows < 1))
             throw new ArgumentException("At least one item with at least one row is needed.");
+        _streams = list.Select(i => new SeededNoise(i.Seed)).ToArray();
+        _rows = list.Select(i => (long)i.Rows).ToArray();
     }
 
     public Tensor Randn(long[] shape, ScalarType dtype, Device device)
@@ -27,8 +34,7 @@ public sealed class ItemwiseNoise : INoiseSource, IDisposable
         if (_streams.Length == 1)
             return _streams[0].Randn(shape, dtype, device);
         using var scope = NewDisposeScope();
-        long[] itemShape = [_rowsPerItem, .. shape[1..]];
-        var parts = _streams.Select(s => s.Randn(itemShape, dtype, device)).ToArray();
+        var parts = _streams.Select((s, i) => s.Randn([_rows[i], .. shape[1..]], dtype, device)).ToArray();
         return cat(parts).MoveToOuterDisposeScope();
     }
 
@@ -36,14 +42,14 @@ public sealed class ItemwiseNoise : INoiseSource, IDisposable
     public Tensor RandnSequence(int count, long[] shape, ScalarType dtype, Device device)
     {
         CheckRows(shape);
-        return SeededNoise.DrawSequence(_streams, _rowsPerItem, count, shape, dtype, device);
+        return SeededNoise.DrawSequence(_streams, _rows, count, shape, dtype, device);
     }
 
     private void CheckRows(long[] shape)
     {
-        long expected = (long)_streams.Length * _rowsPerItem;
+        long expected = _rows.Sum();
         if (shape[0] != expected)
-            throw new ArgumentException($"A draw of {shape[0]} rows was asked of {_streams.Length} items × {_rowsPerItem} rows.", nameof(shape));
+            throw new ArgumentException($"A draw of {shape[0]} rows was asked of {_streams.Length} items with {expected} rows in all.", nameof(shape));
     }
 
     public void Dispose()

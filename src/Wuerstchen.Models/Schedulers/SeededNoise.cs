@@ -44,23 +44,27 @@ public sealed class SeededNoise : INoiseSource, IDisposable
     /// non-blocking copy; the device buffer is allocated first, so a request too large for the device fails there,
     /// before any host memory is touched.
     /// </summary>
-    public static Tensor DrawSequence(IReadOnlyList<SeededNoise> streams, long rowsPerStream, int count, long[] shape, ScalarType dtype, Device device)
+    public static Tensor DrawSequence(IReadOnlyList<SeededNoise> streams, long rowsPerStream, int count, long[] shape, ScalarType dtype, Device device) =>
+        DrawSequence(streams, Enumerable.Repeat(rowsPerStream, streams.Count).ToArray(), count, shape, dtype, device);
+
+    /// <summary>As above, with stream s owning the next <c>rowsOfStream[s]</c> rows (items of a batch with different image counts).</summary>
+    public static Tensor DrawSequence(IReadOnlyList<SeededNoise> streams, IReadOnlyList<long> rowsOfStream, int count, long[] shape, ScalarType dtype, Device device)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
-        if (shape.Length == 0 || shape[0] != streams.Count * rowsPerStream)
-            throw new ArgumentException($"A draw of [{string.Join(", ", shape)}] was asked of {streams.Count} streams × {rowsPerStream} rows.", nameof(shape));
+        if (rowsOfStream.Count != streams.Count || shape.Length == 0 || shape[0] != rowsOfStream.Sum())
+            throw new ArgumentException($"A draw of [{string.Join(", ", shape)}] was asked of {streams.Count} streams with {rowsOfStream.Sum()} rows in all.", nameof(shape));
         long[] sequenceShape = [count, .. shape];
         var destination = empty(sequenceShape, dtype, device);
         try
         {
             if (device.type == DeviceType.CPU)
             {
-                Fill(destination, streams, rowsPerStream);
+                Fill(destination, streams, rowsOfStream);
                 return destination;
             }
             using var pageable = empty(sequenceShape, dtype);
             using var host = device.type == DeviceType.CUDA ? pageable.pin_memory() : pageable.alias();
-            Fill(host, streams, rowsPerStream);
+            Fill(host, streams, rowsOfStream);
             // The caching host allocator keeps the pinned block until the copy's stream has passed it.
             destination.copy_(host, nonBlocking: true);
             return destination;
@@ -72,9 +76,12 @@ public sealed class SeededNoise : INoiseSource, IDisposable
         }
     }
 
-    private static void Fill(Tensor sequence, IReadOnlyList<SeededNoise> streams, long rowsPerStream)
+    private static void Fill(Tensor sequence, IReadOnlyList<SeededNoise> streams, IReadOnlyList<long> rowsOfStream)
     {
         long count = sequence.shape[0];
+        var firstRow = new long[streams.Count];
+        for (int s = 1; s < streams.Count; s++)
+            firstRow[s] = firstRow[s - 1] + rowsOfStream[s - 1];
         // Inference mode is per thread: a buffer made under it may only be written under it, on the workers too.
         bool inference = is_inference_mode_enabled();
         Parallel.For(0, streams.Count, new ParallelOptions { MaxDegreeOfParallelism = Math.Min(streams.Count, Environment.ProcessorCount) }, s =>
@@ -83,7 +90,7 @@ public sealed class SeededNoise : INoiseSource, IDisposable
             for (long d = 0; d < count; d++)
             {
                 using var draw = sequence[d];
-                using var rows = draw.narrow(0, s * rowsPerStream, rowsPerStream);
+                using var rows = draw.narrow(0, firstRow[s], rowsOfStream[s]);
                 rows.normal_(0, 1, streams[s].Generator);
             }
         });

@@ -35,6 +35,7 @@ public static class BulkPlanner
         var entries = new List<BulkEntry>(prompts.Count);
         var groups = new Dictionary<string, (GenerationSettings Settings, List<(GenerationItem Item, int Entry)> Items)>(StringComparer.Ordinal);
         var order = new List<string>();
+        var streams = ExplicitStreams(prompts);
 
         for (int index = 0; index < prompts.Count; index++)
         {
@@ -44,7 +45,7 @@ public static class BulkPlanner
                 entries.Add(new BulkEntry(index, null, null, null, null, null, problem ?? "The line could not be read."));
                 continue;
             }
-            long seed = prompt.Seed ?? ((baseSeed + index) & GenerationRequestValidator.MaxSeed);
+            long seed = prompt.Seed ?? DerivedSeed(baseSeed, index, prompts.Count, streams);
             var request = job.Settings with
             {
                 Prompt = prompt.Prompt,
@@ -156,6 +157,37 @@ public static class BulkPlanner
             }
         }
         return lineHasText ? count + 1 : count;
+    }
+
+    /// <summary>
+    /// Prompt <paramref name="index"/>'s Stage C seed when it names none: S + 2k, so that its Stage B stream (seed + 1,
+    /// the reference's convention) is S + 2k + 1 and no two streams of the job coincide (S + k and S + k + 1 made prompt
+    /// k + 1's Stage C draw prompt k's Stage B noise). A pair that meets a seed a prompt names itself moves on by twice
+    /// the job's length until it is free. The seed goes into the plan and each PNG's recipe, which reproduces the image alone.
+    /// </summary>
+    public static long DerivedSeed(long baseSeed, int index, int count, HashSet<long> streams)
+    {
+        long seed = (baseSeed + 2L * index) & GenerationRequestValidator.MaxSeed;
+        while (streams.Contains(seed) || streams.Contains(seed + 1))
+            seed = (seed + 2L * Math.Max(count, 1)) & GenerationRequestValidator.MaxSeed;
+        streams.Add(seed);
+        streams.Add(seed + 1);
+        return seed;
+    }
+
+    /// <summary>The Stage C and Stage B streams of the prompts that name their own seed.</summary>
+    private static HashSet<long> ExplicitStreams(IReadOnlyList<(BulkPrompt? Prompt, string? Problem)> prompts)
+    {
+        var streams = new HashSet<long>();
+        foreach (var (prompt, _) in prompts)
+        {
+            if (prompt?.Seed is { } seed)
+            {
+                streams.Add(seed);
+                streams.Add(seed + 1);
+            }
+        }
+        return streams;
     }
 
     private static long DefaultBaseSeed(string jobId) =>

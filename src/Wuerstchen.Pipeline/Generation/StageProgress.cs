@@ -5,8 +5,16 @@ using Wuerstchen.Pipeline.Storage;
 
 namespace Wuerstchen.Pipeline.Generation;
 
-/// <summary>Where a running generation is: the stage and the step (1-based) of how many.</summary>
-public sealed record StageProgress(string Stage, int Step, int StepCount, DateTimeOffset UpdatedAt);
+/// <summary>
+/// Where a running generation is: the stage and the step (1-based) of how many; <see cref="State"/> says whether the
+/// stage waits for a batch (<see cref="WaitingForBatch"/>, step 0) or runs, and <see cref="BatchImages"/> how many
+/// images (its own and other requests') its model call holds.
+/// </summary>
+public sealed record StageProgress(string Stage, int Step, int StepCount, DateTimeOffset UpdatedAt, string? State = null, int? BatchImages = null)
+{
+    public const string WaitingForBatch = "waitingForBatch";
+    public const string Running = "running";
+}
 
 /// <summary>
 /// Publishes a generation's step progress to a small blob the status API reads. Reports from the sampling loop never

@@ -6,6 +6,7 @@ using Wuerstchen.Models.IO;
 using Wuerstchen.Pipeline;
 using Wuerstchen.Pipeline.Diagnostics;
 using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Pipeline.Generation.Batching;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
 using Wuerstchen.Workflows.Telemetry;
@@ -22,7 +23,7 @@ public sealed class StageCMissingException(string blob)
 /// <see cref="PermanentFailureException"/>, so the retry policy fails the generation at once.
 /// </summary>
 public sealed partial class StageActivities(GenerationStages stages, BatchPlanStore plans, IBlobStore store, GenerationCancellation cancellation,
-    IOptions<WorkflowOptions> options, ILogger<StageActivities> logger)
+    StageBatcher batcher, IOptions<WorkflowOptions> options, ILogger<StageActivities> logger)
 {
     public const string StageC = "StageC";
     public const string StageB = "StageB";
@@ -71,6 +72,8 @@ public sealed partial class StageActivities(GenerationStages stages, BatchPlanSt
         GenerationBatch? batch = null;
         try
         {
+            // One of the worker's stage slots (Wuerstchen:Batching:MaxConcurrentStageActivities) for the whole activity.
+            using var slot = await batcher.EnterActivityAsync(watch.Token).ConfigureAwait(false);
             batch = await plans.ReadAsync(work.Batch, watch.Token).ConfigureAwait(false);
             GenerationTelemetry.Tag(span, batch);
             if (stage == StageC)

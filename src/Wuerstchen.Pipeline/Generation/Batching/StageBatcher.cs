@@ -1,0 +1,326 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Wuerstchen.Models.Pipelines;
+using Wuerstchen.Pipeline.Models;
+
+namespace Wuerstchen.Pipeline.Generation.Batching;
+
+/// <summary>
+/// One request's part of a batched model call: how many images it adds, the token that removes it, and where its
+/// result goes. Subclasses carry the stage's inputs and say what their part of the batch's output is.
+/// </summary>
+public abstract class BatchEntry(int images, CancellationToken token)
+{
+    public int Images { get; } = images > 0 ? images : throw new ArgumentOutOfRangeException(nameof(images), images, "An entry adds at least one image.");
+
+    public CancellationToken Token { get; } = token;
+
+    internal long EnqueuedAt { get; set; }
+
+    /// <summary>The entry waits for a batch to form (or for the model to be free).</summary>
+    public virtual void OnWaiting()
+    {
+    }
+
+    /// <summary>The entry is in a model call of <paramref name="batchImages"/> images in all.</summary>
+    public virtual void OnBatched(int batchImages)
+    {
+    }
+
+}
+
+/// <inheritdoc cref="BatchEntry"/>
+public abstract class BatchEntry<TResult>(int images, CancellationToken token) : BatchEntry(images, token)
+{
+    internal TaskCompletionSource<TResult> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Frees a result nobody takes (its request was cancelled while its batch ran).</summary>
+    public virtual void Discard(TResult result) => (result as IDisposable)?.Dispose();
+}
+
+/// <summary>
+/// Dynamic batching of stage work in a worker, as inference servers batch requests: entries with the same key (same
+/// stage, model, size, schedule, guidance and precision) that arrive within <see cref="MaxWait"/> of the first, or while
+/// the model is busy with an earlier batch, go into one model call of at most <see cref="MaxBatchImages"/> images,
+/// in arrival order. A request never waits longer than <see cref="MaxWait"/> for a batch to fill. A batch that fails is
+/// split in halves and each half run again, so an out-of-memory error costs a smaller batch instead of the requests,
+/// and a bad item fails only its own request; an entry whose token is cancelled leaves its batch at once (before its
+/// batch starts it is never computed; once it runs, the others go on and its result is discarded), and a batch all of
+/// whose entries are cancelled stops within a step.
+/// </summary>
+public sealed partial class StageBatcher
+{
+    private readonly object _lock = new();
+    private readonly Dictionary<string, object> _queues = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _activitySlots;
+    private readonly ILogger<StageBatcher> _logger;
+    private readonly TimeProvider _time;
+
+    public StageBatcher(IOptions<BatchingOptions> options, IOptions<ModelOptions> models, ILogger<StageBatcher> logger, TimeProvider? time = null)
+    {
+        MaxBatchImages = options.Value.EffectiveMaxBatchImages(models.Value);
+        MaxWait = options.Value.EffectiveMaxWait(models.Value);
+        MaxConcurrentStageActivities = options.Value.EffectiveMaxConcurrentStageActivities(models.Value);
+        _activitySlots = new SemaphoreSlim(MaxConcurrentStageActivities, MaxConcurrentStageActivities);
+        _logger = logger;
+        _time = time ?? TimeProvider.System;
+    }
+
+    public int MaxBatchImages { get; }
+
+    public TimeSpan MaxWait { get; }
+
+    public int MaxConcurrentStageActivities { get; }
+
+    private long _calls;
+    private long _images;
+
+    /// <summary>Model calls that succeeded since start, and the images they held (their mean is the mean batch).</summary>
+    public (long Calls, long Images) Totals => (Interlocked.Read(ref _calls), Interlocked.Read(ref _images));
+
+    /// <summary>
+    /// Takes one of the worker's <see cref="MaxConcurrentStageActivities"/> slots for a stage activity (on the embedded
+    /// engine, which has no limit of its own, this is the only one); dispose it when the activity ends.
+    /// </summary>
+    public async Task<IDisposable> EnterActivityAsync(CancellationToken cancellationToken)
+    {
+        await _activitySlots.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return new Slot(_activitySlots);
+    }
+
+    /// <summary>
+    /// Queues <paramref name="entry"/> under <paramref name="key"/> and returns its part of the batch's result.
+    /// <paramref name="withModel"/> gets hold of the model and, once it has it, takes the batch (whatever has queued by
+    /// then) and runs it through <see cref="Execute{TEntry,TResult}"/>; the first entry of a key's queue supplies it.
+    /// </summary>
+    public async Task<TResult> RunAsync<TEntry, TResult>(string key, TEntry entry, Func<Func<IReadOnlyList<TEntry>>, Task> withModel)
+        where TEntry : BatchEntry<TResult>
+    {
+        entry.Token.ThrowIfCancellationRequested();
+        KeyQueue<TEntry> queue;
+        bool startDispatcher;
+        lock (_lock)
+        {
+            if (!_queues.TryGetValue(key, out var existing))
+                _queues[key] = existing = new KeyQueue<TEntry>(withModel);
+            queue = (KeyQueue<TEntry>)existing;
+            entry.EnqueuedAt = _time.GetTimestamp();
+            queue.Pending.Add(entry);
+            startDispatcher = !queue.Dispatching;
+            queue.Dispatching = true;
+        }
+        queue.Arrived.Release();
+        entry.OnWaiting();
+        await using var removal = entry.Token.Register(() =>
+        {
+            lock (_lock)
+                queue.Pending.Remove(entry);
+            entry.Completion.TrySetCanceled(entry.Token);
+        }).ConfigureAwait(false);
+        if (startDispatcher)
+            _ = Task.Run(() => DispatchAsync<TEntry, TResult>(key, queue));
+        return await entry.Completion.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>Runs a key's batches one after another while entries are queued.</summary>
+    private async Task DispatchAsync<TEntry, TResult>(string key, KeyQueue<TEntry> queue) where TEntry : BatchEntry<TResult>
+    {
+        while (true)
+        {
+            await WaitForBatchAsync(queue).ConfigureAwait(false);
+            IReadOnlyList<TEntry>? taken = null;
+            try
+            {
+                await queue.WithModel(() => taken = Take(queue)).ConfigureAwait(false);
+                if (taken is null)
+                    throw new InvalidOperationException("The model call ended without taking its batch.");
+            }
+            catch (Exception e)
+            {
+                // The model could not be had (it failed to load, or the host is shutting down): every entry that
+                // would have gone into this batch fails the same way.
+                taken ??= Take(queue);
+                foreach (var entry in taken)
+                    Fail(entry, e);
+            }
+            lock (_lock)
+            {
+                if (queue.Pending.Count == 0)
+                {
+                    queue.Dispatching = false;
+                    _queues.Remove(key);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// <summary>Waits until the queue's first entry has waited <see cref="MaxWait"/> or the queue holds a full batch.</summary>
+    private async Task WaitForBatchAsync<TEntry>(KeyQueue<TEntry> queue) where TEntry : BatchEntry
+    {
+        while (true)
+        {
+            TimeSpan left;
+            lock (_lock)
+            {
+                if (queue.Pending.Count == 0)
+                    return;
+                if (queue.PendingImages() >= MaxBatchImages)
+                    return;
+                left = MaxWait - _time.GetElapsedTime(queue.Pending[0].EnqueuedAt);
+            }
+            if (left <= TimeSpan.Zero)
+                return;
+            // Woken early by each arrival, to see whether the batch is full.
+            using var timeout = new CancellationTokenSource(left, _time);
+            try
+            {
+                await queue.Arrived.WaitAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+    }
+
+    private IReadOnlyList<TEntry> Take<TEntry>(KeyQueue<TEntry> queue) where TEntry : BatchEntry
+    {
+        lock (_lock)
+        {
+            var batch = new List<TEntry>();
+            int images = 0;
+            while (queue.Pending.Count > 0)
+            {
+                int next = queue.Pending[0].Images;
+                if (batch.Count > 0 && images + next > MaxBatchImages)
+                    break;
+                batch.Add(queue.Pending[0]);
+                queue.Pending.RemoveAt(0);
+                images += next;
+            }
+            return batch;
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="entries"/> as one call of <paramref name="run"/> (which returns one result per entry, in
+    /// order) and hands each entry its result. Entries already cancelled are left out; the call's token is cancelled
+    /// when every entry's is. When the call fails, a batch of several is split in halves and each half run again (an
+    /// out-of-memory error, or one bad item); a single entry gets the failure. Returns how many entries got a result.
+    /// </summary>
+    public int Execute<TEntry, TResult>(IReadOnlyList<TEntry> entries, Func<IReadOnlyList<TEntry>, CancellationToken, IReadOnlyList<TResult>> run)
+        where TEntry : BatchEntry<TResult>
+    {
+        var live = entries.Where(e => !e.Completion.Task.IsCompleted).ToArray();
+        if (live.Length == 0)
+            return 0;
+        int images = live.Sum(e => e.Images);
+        LogBatch(images, live.Length);
+        foreach (var entry in live)
+            entry.OnBatched(images);
+        using var allCancelled = new AllCancelled(live.Select(e => e.Token));
+        IReadOnlyList<TResult> results;
+        try
+        {
+            results = run(live, allCancelled.Token);
+            if (results.Count != live.Length)
+                throw new InvalidOperationException($"A batch of {live.Length} entries gave {results.Count} results.");
+        }
+        catch (Exception e) when (live.Length > 1 && !allCancelled.Token.IsCancellationRequested)
+        {
+            int half = live.Length / 2;
+            if (StageOutOfMemoryException.IsOutOfMemory(e))
+                LogSplitOutOfMemory(images, live.Length, half, live.Length - half);
+            else
+                LogSplitFailure(e, images, live.Length);
+            return Execute(live[..half], run) + Execute(live[half..], run);
+        }
+        catch (Exception e)
+        {
+            foreach (var entry in live)
+                Fail(entry, e);
+            return 0;
+        }
+        Interlocked.Increment(ref _calls);
+        Interlocked.Add(ref _images, images);
+        int delivered = 0;
+        for (int i = 0; i < live.Length; i++)
+        {
+            if (live[i].Completion.TrySetResult(results[i]))
+                delivered++;
+            else
+                live[i].Discard(results[i]);
+        }
+        return delivered;
+    }
+
+    private static void Fail<TResult>(BatchEntry<TResult> entry, Exception e)
+    {
+        if (e is OperationCanceledException && entry.Token.IsCancellationRequested)
+            entry.Completion.TrySetCanceled(entry.Token);
+        else
+            entry.Completion.TrySetException(e);
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "A model call of {Images} image(s) from {Entries} request(s)")]
+    private partial void LogBatch(int images, int entries);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A batch of {Images} image(s) from {Entries} requests ran out of memory; running it again as halves of {First} and {Second} requests")]
+    private partial void LogSplitOutOfMemory(int images, int entries, int first, int second);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A batch of {Images} image(s) from {Entries} requests failed; running its halves again so the failure stays with the request that caused it")]
+    private partial void LogSplitFailure(Exception exception, int images, int entries);
+
+    private sealed class KeyQueue<TEntry>(Func<Func<IReadOnlyList<TEntry>>, Task> withModel) where TEntry : BatchEntry
+    {
+        public List<TEntry> Pending { get; } = [];
+        public bool Dispatching { get; set; }
+        public Func<Func<IReadOnlyList<TEntry>>, Task> WithModel { get; } = withModel;
+        public SemaphoreSlim Arrived { get; } = new(0);
+
+        public int PendingImages() => Pending.Sum(e => e.Images);
+    }
+
+    /// <summary>A token cancelled once every one of the given tokens is (never, if one of them cannot be).</summary>
+    private sealed class AllCancelled : IDisposable
+    {
+        private readonly CancellationTokenSource _source = new();
+        private readonly List<CancellationTokenRegistration> _registrations = [];
+        private int _remaining;
+
+        public AllCancelled(IEnumerable<CancellationToken> tokens)
+        {
+            var list = tokens.ToArray();
+            _remaining = list.Length;
+            if (list.Any(t => !t.CanBeCanceled))
+                return;
+            foreach (var token in list)
+                _registrations.Add(token.Register(() =>
+                {
+                    if (Interlocked.Decrement(ref _remaining) == 0)
+                        _source.Cancel();
+                }));
+        }
+
+        public CancellationToken Token => _source.Token;
+
+        public void Dispose()
+        {
+            foreach (var registration in _registrations)
+                registration.Dispose();
+            _source.Dispose();
+        }
+    }
+
+    private sealed class Slot(SemaphoreSlim slots) : IDisposable
+    {
+        private int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+                slots.Release();
+        }
+    }
+}
