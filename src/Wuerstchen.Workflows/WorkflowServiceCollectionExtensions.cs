@@ -33,14 +33,17 @@ public static class WorkflowServiceCollectionExtensions
 
         services.TryAddSingleton<FineTunedModels>();
         services.TryAddSingleton<ModelLocator>();
+        services.TryAddSingleton<InstalledModels>();
         services.TryAddSingleton<ModelHost>();
         services.TryAddSingleton<GenerationStages>();
         services.TryAddSingleton<BatchPlanStore>();
         services.TryAddSingleton<GenerationCancellation>();
         services.TryAddSingleton<StageActivities>();
+        services.TryAddSingleton<GenerationGallery>();
         services.TryAddSingleton<GenerationService>();
         services.TryAddSingleton<BulkActivities>();
         services.TryAddSingleton<BulkJobIntake>();
+        services.TryAddSingleton<BulkService>();
         services.TryAddSingleton<CheckpointStore>();
         services.TryAddSingleton<DatasetPreparer>();
         services.TryAddSingleton<PriorFineTuner>();

@@ -40,7 +40,7 @@ public sealed class TestEnvironment : IAsyncDisposable
 
     public IBlobStore Store => Services.GetRequiredService<IBlobStore>();
 
-    public GenerationHttpFunctions Http => new(Services.GetRequiredService<GenerationService>(), Store, Services.GetRequiredService<IOptions<ApiOptions>>());
+    public GenerationHttpFunctions Http => new(Services.GetRequiredService<GenerationService>(), Services.GetRequiredService<GenerationGallery>(), Store, Services.GetRequiredService<IOptions<ApiOptions>>());
 
     public const string AzuriteConnectionString = "UseDevelopmentStorage=true";
 

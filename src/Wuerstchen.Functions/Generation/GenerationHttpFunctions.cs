@@ -11,7 +11,7 @@ using Wuerstchen.Workflows.Generation;
 namespace Wuerstchen.Functions.Generation;
 
 /// <summary>The generation HTTP API: start, status, images, re-decode, cancel. Thin: <see cref="GenerationService"/> does the work.</summary>
-public sealed class GenerationHttpFunctions(GenerationService generations, IBlobStore store, IOptions<ApiOptions> options)
+public sealed class GenerationHttpFunctions(GenerationService generations, GenerationGallery gallery, IBlobStore store, IOptions<ApiOptions> options)
 {
     public const string IdempotencyHeader = "Idempotency-Key";
     private const int MaxIdempotencyKeyLength = 200;
@@ -32,6 +32,24 @@ public sealed class GenerationHttpFunctions(GenerationService generations, IBlob
 
         var outcome = await generations.StartAsync(client, body, key, cancellationToken);
         return await AcceptedOrDoneAsync(request, client, outcome, wait, cancellationToken);
+    }
+
+    [Function("ListGenerations")]
+    public async Task<IActionResult> List(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "generations")] HttpRequest request,
+        [DurableClient] DurableTaskClient client,
+        CancellationToken cancellationToken)
+    {
+        string? limitText = request.Query["limit"].FirstOrDefault();
+        int limit = GenerationGallery.DefaultLimit;
+        if (limitText is not null && !int.TryParse(limitText, NumberStyles.None, CultureInfo.InvariantCulture, out limit))
+            return HttpResults.Invalid("limit", $"'{limitText}' is not a whole number in 1 … {GenerationGallery.MaxLimit}.");
+        var query = new GalleryQuery(limit, request.Query["continuationToken"].FirstOrDefault(), request.Query["model"].FirstOrDefault(), request.Query["q"].FirstOrDefault());
+        var problems = GenerationGallery.Problems(query);
+        if (problems.Count > 0)
+            return HttpResults.Invalid(problems);
+        var page = await gallery.ListAsync(client, query, cancellationToken);
+        return new OkObjectResult(GenerationListResponse.From(page, query, request));
     }
 
     [Function("GetGeneration")]
@@ -176,4 +194,38 @@ public sealed record GenerationStatusResponse(
         Enumerable.Range(0, status.Result?.Images.Count ?? 0)
             .Select(i => $"{GenerationHttpFunctions.StatusUrl(request, status.GenerationId)}/images/{i}").ToArray(),
         status.Batch);
+}
+
+/// <summary>A page of the gallery as a client sees it: newest first; <see cref="Next"/> is the next page's link, null after the last.</summary>
+public sealed record GenerationListResponse(IReadOnlyList<GenerationListItem> Items, string? ContinuationToken, string? Next)
+{
+    public static GenerationListResponse From(GalleryPage page, GalleryQuery query, HttpRequest request)
+    {
+        string? next = null;
+        if (page.ContinuationToken is { } token)
+        {
+            var parameters = new List<string> { $"limit={query.Limit}", $"continuationToken={Uri.EscapeDataString(token)}" };
+            if (!string.IsNullOrEmpty(query.Model))
+                parameters.Add($"model={Uri.EscapeDataString(query.Model)}");
+            if (!string.IsNullOrEmpty(query.Text))
+                parameters.Add($"q={Uri.EscapeDataString(query.Text)}");
+            next = HttpResults.Url(request, "generations?" + string.Join('&', parameters));
+        }
+        return new(page.Items.Select(item => GenerationListItem.From(item, request)).ToArray(), page.ContinuationToken, next);
+    }
+}
+
+/// <summary>One generation of the gallery: its recipe in short, its status now and, once completed, its image links.</summary>
+public sealed record GenerationListItem(string Id, string Status, string StatusUrl, DateTimeOffset CreatedAt, string Prompt, string? NegativePrompt,
+    int Width, int Height, ulong Seed, ulong DecoderSeed, int PriorSteps, int DecoderSteps, double PriorGuidance, string PriorModel, string DecoderModel,
+    string? RedecodeOf, IReadOnlyList<string> Images)
+{
+    public static GenerationListItem From(GalleryItem item, HttpRequest request)
+    {
+        var e = item.Entry;
+        string statusUrl = GenerationHttpFunctions.StatusUrl(request, e.Id);
+        var images = item.Status == "Completed" ? Enumerable.Range(0, e.Images).Select(i => $"{statusUrl}/images/{i}").ToArray() : [];
+        return new(e.Id, item.Status, statusUrl, e.CreatedAt, e.Prompt, e.NegativePrompt, e.Width, e.Height, e.Seed, e.DecoderSeed, e.PriorSteps,
+            e.DecoderSteps, e.PriorGuidance, e.PriorModel, e.DecoderModel, e.RedecodeOf, images);
+    }
 }

@@ -62,7 +62,7 @@ public sealed record GenerationStatus(
 /// Starts, inspects and cancels generations: validation, idempotency keys, plan blobs, scheduling. Shared by the HTTP
 /// API and the CLI; the Durable client is passed per call as the Functions host hands it to each invocation.
 /// </summary>
-public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, ModelLocator models, GenerationCancellation cancellation,
+public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, ModelLocator models, GenerationCancellation cancellation, GenerationGallery gallery,
     IOptions<ModelOptions> modelOptions, IOptions<GenerationLimits> limits, IOptions<WorkflowOptions> workflowOptions)
 {
     private const string RequestHashMetadata = "requestHash";
@@ -88,7 +88,7 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
         if (!validated.IsValid)
             return new StartOutcome(StartDisposition.Invalid, null, validated.Errors);
         string fingerprint = Fingerprint(request);
-        return await StartBatchAsync(client, validated.Batch!, GenerationIdFor(idempotencyKey), fingerprint, requireStageC: false, cancellationToken).ConfigureAwait(false);
+        return await StartBatchAsync(client, validated.Batch!, GenerationIdFor(idempotencyKey), fingerprint, requireStageC: false, redecodeOf: null, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Runs Stage B and A again on generation <paramref name="sourceId"/>'s Stage C latents with other decoder settings.</summary>
@@ -132,7 +132,7 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
             Items = source.Items.Select(i => i with { DecoderSeed = request.DecoderSeed is { } s ? (ulong)s : i.DecoderSeed }).ToArray(),
         };
         string fingerprint = Fingerprint(new { sourceId, request });
-        return await StartBatchAsync(client, batch, GenerationIdFor(idempotencyKey), fingerprint, requireStageC: true, cancellationToken).ConfigureAwait(false);
+        return await StartBatchAsync(client, batch, GenerationIdFor(idempotencyKey), fingerprint, requireStageC: true, redecodeOf: sourceId, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Where the generation (or bulk batch) stands; null when there is none, or the id is of another kind (a bulk job, a fine-tune).</summary>
@@ -212,7 +212,7 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
         return instance?.Name == GenerateImageOrchestration.Name ? instance : null;
     }
 
-    private async Task<StartOutcome> StartBatchAsync(DurableTaskClient client, GenerationBatch batch, string generationId, string fingerprint, bool requireStageC, CancellationToken cancellationToken)
+    private async Task<StartOutcome> StartBatchAsync(DurableTaskClient client, GenerationBatch batch, string generationId, string fingerprint, bool requireStageC, string? redecodeOf, CancellationToken cancellationToken)
     {
         string planBlob = PlanBlobFor(generationId);
         var existing = await store.GetInfoAsync(planBlob, cancellationToken).ConfigureAwait(false);
@@ -242,6 +242,9 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
         }
 
         var job = new GenerationJob(generationId, new BatchRef(planBlob, 0), workflowOptions.Value.Retry, requireStageC);
+        // Recorded before it is scheduled, so a generation that runs is always in the gallery (a listing drops an entry
+        // whose generation never started, or was purged).
+        await gallery.RecordAsync(GenerationGallery.EntryOf(generationId, batch, DateTimeOffset.UtcNow, redecodeOf), cancellationToken).ConfigureAwait(false);
         try
         {
             await client.ScheduleNewOrchestrationInstanceAsync(GenerateImageOrchestration.Name, job,
