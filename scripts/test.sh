@@ -15,6 +15,9 @@ command -v python3 >/dev/null || { echo "error: python3 is not on PATH (infra/ch
 status=0
 ./infra/check.sh || status=$?
 
+# The web app's browser tests drive Debian's headless Chromium: install it (and its driver) when missing.
+./scripts/install-browser.sh
+
 source scripts/azurite.sh
 azurite_start "$root/.artifacts/azurite"
 trap azurite_stop EXIT
