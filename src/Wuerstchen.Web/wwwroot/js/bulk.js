@@ -84,6 +84,7 @@ export async function bulkJobPage(main, jobId) {
     try {
       job = await getJson(`bulk/${encodeURIComponent(jobId)}`);
     } catch (e) {
+      live.textContent = '';
       showError(panel, e);
       return true;
     }

@@ -88,6 +88,7 @@ export async function fineTuneRunPage(main, id) {
     try {
       s = await getJson(`finetunes/${encodeURIComponent(id)}`);
     } catch (e) {
+      live.textContent = '';
       showError(panel, e);
       return true;
     }
