@@ -9,7 +9,10 @@ export function modelCatalog() {
   catalog ||= Promise.all([
     getJson('models/installed').catch(() => ({ models: [] })),
     getJson('models').catch(() => ({ models: [] })),
-  ]).then(([installed, published]) => ({ installed: installed.models, published: published.models }));
+  ]).then(([installed, published]) => ({
+    installed: installed.models, published: published.models,
+    defaults: { prior: installed.defaultPriorModel, decoder: installed.defaultDecoderModel },
+  }));
   return catalog;
 }
 
@@ -17,8 +20,10 @@ export function forgetModelCatalog() { catalog = null; }
 
 /** Fills the prior and decoder selects; a model named in `wanted` is selected (and added when unknown). */
 export async function fillModelSelects(form, wanted = {}) {
-  const { installed, published } = await modelCatalog();
+  const { installed, published, defaults } = await modelCatalog();
   const prior = form.elements.priorModel, decoder = form.elements.decoderModel;
+  if (defaults.prior) prior.options[0].textContent = `Server default (${defaults.prior})`;
+  if (defaults.decoder) decoder.options[0].textContent = `Server default (${defaults.decoder})`;
   const add = (selectElement, value, label) => selectElement.append(h('option', { value }, label));
   for (const m of installed.filter((m) => m.stage === 'prior')) add(prior, m.name, `${m.name} (installed)`);
   for (const v of published) {
