@@ -55,6 +55,9 @@ public sealed class GenerationGallery(IBlobStore store)
 
     public static string AllPrefix => Root + "all/";
 
+    /// <summary>Where thumbnails of the gallery's images are kept once made.</summary>
+    public static string ThumbnailPrefix => Root + "thumbnails/";
+
     public static string ModelPrefix(string priorModel) =>
         Root + "prior/" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(priorModel)))[..16] + "/";
 
