@@ -52,7 +52,7 @@ export async function galleryPage(main, params) {
 
 function card(item) {
   const thumb = item.images.length > 0
-    ? apiImage(item.images[0], item.prompt)
+    ? apiImage(item.thumbnails?.[0] || item.images[0], item.prompt)
     : h('span', { class: `status ${item.status}` }, item.status);
   return h('li', {}, h('a', { href: `#/gallery/${encodeURIComponent(item.id)}`, 'data-id': item.id },
     h('div', { class: 'thumb' }, thumb),
