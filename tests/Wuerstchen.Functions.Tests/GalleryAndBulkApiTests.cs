@@ -98,6 +98,34 @@ public sealed class GalleryAndBulkApiTests
     }
 
     [Fact]
+    public async Task RetentionTakesAPurgedGenerationOutOfTheGallery()
+    {
+        await using var environment = await TestEnvironment.StartAsync(useAzurite: false, settings: new Dictionary<string, string?> { ["Wuerstchen:Retention:Period"] = "00:00:01" });
+        string id = IdOf(await environment.Http.Start(HttpRequests.Make("POST", "/api/generations", Tiny("short-lived", 3)), environment.Client, Token));
+        await environment.Client.WaitForInstanceCompletionAsync(id, Token);
+        // Repeating the request (same idempotency key) records the same entry again, never a second one.
+        var headers = new Dictionary<string, string> { ["Idempotency-Key"] = "gallery-once" };
+        string keyed = IdOf(await environment.Http.Start(HttpRequests.Make("POST", "/api/generations", Tiny("keyed", 4), headers), environment.Client, Token));
+        await environment.Http.Start(HttpRequests.Make("POST", "/api/generations", Tiny("keyed", 4), headers), environment.Client, Token);
+        await environment.Client.WaitForInstanceCompletionAsync(keyed, Token);
+        Assert.Equal([keyed, id], (await List(environment, "")).Items.Select(i => i.Id));
+        Assert.Equal(4, await CountAsync(environment.Store, "gallery/"));
+
+        await environment.Services.GetRequiredService<Wuerstchen.Workflows.Retention.RetentionPurger>().PurgeAsync(environment.Client, DateTimeOffset.UtcNow + TimeSpan.FromMinutes(1), Token);
+
+        Assert.Empty((await List(environment, "")).Items);
+        Assert.Equal(0, await CountAsync(environment.Store, "gallery/"));
+    }
+
+    private static async Task<int> CountAsync(IBlobStore store, string prefix)
+    {
+        int count = 0;
+        await foreach (var _ in store.ListAsync(prefix, Token))
+            count++;
+        return count;
+    }
+
+    [Fact]
     public async Task ABulkJobOverHttpRunsAndHandsOutItsManifestImagesAndZip()
     {
         await using var environment = await TestEnvironment.StartAsync();

@@ -37,7 +37,7 @@ public sealed record GalleryQuery(int Limit = GenerationGallery.DefaultLimit, st
 
 /// <summary>
 /// An index of generations, newest first, that pages without reading history: one small blob per generation under
-/// <c>generations/_gallery/all/</c> (and under its prior model's folder), named by the inverted creation time so the
+/// <c>gallery/all/</c> (and under its prior model's folder), named by the inverted creation time so the
 /// store's name order is newest first. A page is one listing call of the store, continued with its token; a text filter
 /// reads a bounded number of entries per call and hands back a token to go on. Entries whose generation was purged
 /// are dropped as they are met.
@@ -50,7 +50,10 @@ public sealed class GenerationGallery(IBlobStore store)
     /// <summary>A text filter stops after reading this many entries in one call, and answers with what it found and a token.</summary>
     public const int MaxEntriesReadPerCall = 500;
 
-    private const string Root = "generations/_gallery/";
+    private const string Root = AppBlobPrefixes.Gallery;
+
+    /// <summary>The plan blob's metadata that holds when the generation was created: its index entries are named by it, so recording again rewrites the same ones.</summary>
+    public const string CreatedAtMetadata = "createdAt";
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     public static string AllPrefix => Root + "all/";
@@ -61,10 +64,30 @@ public sealed class GenerationGallery(IBlobStore store)
     public static string ModelPrefix(string priorModel) =>
         Root + "prior/" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(priorModel)))[..16] + "/";
 
-    public static IReadOnlyList<string> BlobNamesOf(GalleryEntry entry)
+    public static IReadOnlyList<string> BlobNamesOf(GalleryEntry entry) => IndexBlobs(entry.Id, entry.CreatedAt, entry.PriorModel);
+
+    public static IReadOnlyList<string> IndexBlobs(string generationId, DateTimeOffset createdAt, string priorModel)
     {
-        string leaf = (DateTime.MaxValue.Ticks - entry.CreatedAt.UtcTicks).ToString("D19", CultureInfo.InvariantCulture) + "-" + entry.Id + ".json";
-        return [AllPrefix + leaf, ModelPrefix(entry.PriorModel) + leaf];
+        string leaf = (DateTime.MaxValue.Ticks - createdAt.UtcTicks).ToString("D19", CultureInfo.InvariantCulture) + "-" + generationId + ".json";
+        return [AllPrefix + leaf, ModelPrefix(priorModel) + leaf];
+    }
+
+    public static string Thumbnail(string generationId, int index) => $"{ThumbnailPrefix}{generationId}-{index}.jpg";
+
+    /// <summary>
+    /// Every gallery blob of a generation, for retention: its index entries (named by the creation time its plan's
+    /// metadata holds) and its thumbnails.
+    /// </summary>
+    public static IReadOnlyList<string> BlobsOf(string generationId, BlobItemInfo? plan, GenerationBatch? batch)
+    {
+        var blobs = new List<string>();
+        if (batch is null)
+            return blobs;
+        if (plan is not null && plan.Metadata.TryGetValue(CreatedAtMetadata, out string? created)
+            && DateTimeOffset.TryParse(created, CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind, out var createdAt))
+            blobs.AddRange(IndexBlobs(generationId, createdAt, batch.Settings.PriorModel));
+        blobs.AddRange(Enumerable.Range(0, batch.Items.Count * batch.Settings.ImagesPerPrompt).Select(n => Thumbnail(generationId, n)));
+        return blobs;
     }
 
     public static GalleryEntry EntryOf(string generationId, GenerationBatch batch, DateTimeOffset createdAt, string? redecodeOf)

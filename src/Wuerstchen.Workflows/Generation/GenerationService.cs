@@ -216,11 +216,15 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
     {
         string planBlob = PlanBlobFor(generationId);
         var existing = await store.GetInfoAsync(planBlob, cancellationToken).ConfigureAwait(false);
+        DateTimeOffset createdAt = existing?.LastModified ?? DateTimeOffset.UtcNow;
         if (existing is not null)
         {
             bool same = existing.Metadata.TryGetValue(RequestHashMetadata, out var stored) && stored == fingerprint;
             if (!same)
                 return new StartOutcome(StartDisposition.Conflict, generationId);
+            if (existing.Metadata.TryGetValue(GenerationGallery.CreatedAtMetadata, out var created)
+                && DateTimeOffset.TryParse(created, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.RoundtripKind, out var planned))
+                createdAt = planned;
             if (await client.GetInstanceAsync(generationId, cancellationToken).ConfigureAwait(false) is not null)
                 return new StartOutcome(StartDisposition.Existing, generationId);
         }
@@ -228,7 +232,12 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
         {
             try
             {
-                var metadata = new Dictionary<string, string> { [RequestHashMetadata] = fingerprint };
+                createdAt = DateTimeOffset.UtcNow;
+                var metadata = new Dictionary<string, string>
+                {
+                    [RequestHashMetadata] = fingerprint,
+                    [GenerationGallery.CreatedAtMetadata] = createdAt.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+                };
                 await plans.WriteAsync(planBlob, [batch], metadata, overwrite: false, cancellationToken).ConfigureAwait(false);
             }
             catch (BlobAlreadyExistsException)
@@ -242,9 +251,6 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
         }
 
         var job = new GenerationJob(generationId, new BatchRef(planBlob, 0), workflowOptions.Value.Retry, requireStageC);
-        // Recorded before it is scheduled, so a generation that runs is always in the gallery (a listing drops an entry
-        // whose generation never started, or was purged).
-        await gallery.RecordAsync(GenerationGallery.EntryOf(generationId, batch, DateTimeOffset.UtcNow, redecodeOf), cancellationToken).ConfigureAwait(false);
         try
         {
             await client.ScheduleNewOrchestrationInstanceAsync(GenerateImageOrchestration.Name, job,
@@ -257,6 +263,8 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
                 return new StartOutcome(StartDisposition.Existing, generationId);
             throw;
         }
+        // Recorded once it is scheduled (named by the plan's creation time, so recording again rewrites the same entry).
+        await gallery.RecordAsync(GenerationGallery.EntryOf(generationId, batch, createdAt, redecodeOf), cancellationToken).ConfigureAwait(false);
         return new StartOutcome(StartDisposition.Started, generationId);
     }
 
