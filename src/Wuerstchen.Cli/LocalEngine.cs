@@ -59,7 +59,9 @@ public sealed class LocalEngine : IAsyncDisposable
     /// Running stages stop at their next step when <paramref name="cancellationToken"/> is cancelled (Ctrl+C) or the
     /// engine is disposed.
     /// </summary>
-    public static async Task<LocalEngine> StartAsync(EngineSettings settings, IDictionary<string, string?>? extra, CancellationToken cancellationToken)
+    /// <param name="configure">More services over the same settings (the HTTP API's, for <c>serve</c>).</param>
+    public static async Task<LocalEngine> StartAsync(EngineSettings settings, IDictionary<string, string?>? extra, CancellationToken cancellationToken,
+        Action<IServiceCollection, IConfiguration>? configure = null)
     {
         var defaults = new Dictionary<string, string?>
         {
@@ -104,6 +106,7 @@ public sealed class LocalEngine : IAsyncDisposable
                 logging.SetMinimumLevel(LogLevel.None);
         });
         services.AddWuerstchenWorkflows(configuration);
+        configure?.Invoke(services, configuration);
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
         try
         {

@@ -25,6 +25,9 @@ app.Configure(config =>
     config.AddCommand<BulkCommand>("bulk")
         .WithDescription("Generate images for every prompt of a file into a folder, with a results manifest; resumable.")
         .WithExample("bulk", "prompts.txt", "--output", "pokemon", "--width", "512", "--height", "512");
+    config.AddCommand<ServeCommand>("serve")
+        .WithDescription("Serve the HTTP API and the web app on this machine (the same routes as the Functions app).")
+        .WithExample("serve", "--port", "7071");
     config.AddCommand<FineTuneCommand>("finetune")
         .WithDescription("Fine-tune Stage C on a captioned folder into a new model version; resumable.")
         .WithExample("finetune", "pokemon/", "--steps", "5000", "--recipe", "blog");

@@ -29,7 +29,7 @@ public sealed class CancellationTests
     private static string IdOf(IActionResult started)
     {
         var accepted = Assert.IsType<AcceptedResult>(started);
-        return (string)accepted.Value!.GetType().GetProperty("id")!.GetValue(accepted.Value)!;
+        return (string)accepted.Value!.GetType().GetProperty("Id")!.GetValue(accepted.Value)!;
     }
 
     private static async Task<string> StartLongAsync(TestEnvironment environment) =>
@@ -111,8 +111,7 @@ public sealed class CancellationTests
     {
         await using var environment = await TestEnvironment.StartAsync(useAzurite: false);
         var http = environment.Http;
-        var fineTunes = new FineTuneHttpFunctions(environment.Services.GetRequiredService<FineTuneService>(), environment.Store,
-            environment.Services.GetRequiredService<IOptions<ApiOptions>>());
+        var fineTunes = environment.FineTunes;
 
         // A finished bulk job and its batch.
         string job = HttpRequests.Json(new { jobId = "kinds", settings = new { width = 128, height = 128, priorSteps = 2, decoderSteps = 2, seed = 3 }, prompts = new[] { "one" } });

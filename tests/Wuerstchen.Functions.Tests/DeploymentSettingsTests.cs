@@ -23,7 +23,7 @@ public sealed class DeploymentSettingsTests
         ["Limits"] = typeof(GenerationLimits),
         ["Workflows"] = typeof(WorkflowOptions),
         ["Bulk"] = typeof(BulkOptions),
-        ["Api"] = typeof(ApiOptions),
+        ["Api"] = typeof(Wuerstchen.Api.ApiOptions),
         ["Training"] = typeof(Wuerstchen.Pipeline.Training.TrainingOptions),
         ["Retention"] = typeof(Wuerstchen.Workflows.Retention.RetentionOptions),
     };

@@ -39,12 +39,12 @@ public sealed class FineTuneTests
     };
 
     private static FineTuneHttpFunctions Http(TestEnvironment environment) =>
-        new(environment.Services.GetRequiredService<FineTuneService>(), environment.Store, environment.Services.GetRequiredService<IOptions<ApiOptions>>());
+        environment.FineTunes;
 
     private static async Task<FineTuneStatusResponse> RunToEndAsync(TestEnvironment environment, object request)
     {
         var started = Assert.IsType<AcceptedResult>(await Http(environment).Start(HttpRequests.Make("POST", "/api/finetunes", HttpRequests.Json(request)), environment.Client, Token));
-        string id = (string)started.Value!.GetType().GetProperty("id")!.GetValue(started.Value)!;
+        string id = (string)started.Value!.GetType().GetProperty("Id")!.GetValue(started.Value)!;
         return await WaitAsync(environment, id);
     }
 

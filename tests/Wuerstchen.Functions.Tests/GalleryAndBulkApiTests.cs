@@ -68,7 +68,7 @@ public sealed class GalleryAndBulkApiTests
         Assert.Equal(6, byModel.Items.Count);
         Assert.Empty((await List(environment, "?model=finetuned/nothing")).Items);
 
-        var bad = await environment.Http.List(HttpRequests.Make("GET", "/api/generations", query: "?limit=0"), environment.Client, Token);
+        var bad = await environment.Gallery.List(HttpRequests.Make("GET", "/api/generations", query: "?limit=0"), environment.Client, Token);
         var problem = Assert.IsType<ValidationProblemDetails>(Assert.IsType<BadRequestObjectResult>(bad).Value);
         Assert.Contains("limit", problem.Errors.Keys);
     }
@@ -208,7 +208,7 @@ public sealed class GalleryAndBulkApiTests
         Directory.CreateSymbolicLink(Path.Combine(root, "decoder-pipeline"), Wuerstchen.Models.Tests.ParityFixtures.PathOf("models/decoder-pipeline"));
         var locator = new Wuerstchen.Pipeline.Models.ModelLocator(Options.Create(new Wuerstchen.Pipeline.Models.ModelOptions { Root = root }));
         var list = Assert.IsType<InstalledModelListResponse>(Assert.IsType<OkObjectResult>(
-            new InstalledModelFunctions(new Wuerstchen.Pipeline.Models.InstalledModels(locator)).List(HttpRequests.Make("GET", "/api/models/installed"))).Value).Models;
+            new InstalledModelsApi(new Wuerstchen.Pipeline.Models.InstalledModels(locator), Options.Create(new ApiOptions())).List()).Value).Models;
         Assert.Equal(["decoder-pipeline:decoder", "prior-pipeline:prior"], list.Select(m => $"{m.Name}:{m.Stage}").Order(StringComparer.Ordinal));
         long weights = new FileInfo(Wuerstchen.Models.Tests.ParityFixtures.PathOf("models/prior-pipeline/prior/diffusion_pytorch_model.safetensors")).Length;
         Assert.True(list.Single(m => m.Stage == "prior").SizeBytes > weights);
@@ -216,11 +216,11 @@ public sealed class GalleryAndBulkApiTests
     }
 
     private static BulkHttpFunctions Bulk(TestEnvironment environment) =>
-        new(environment.Services.GetRequiredService<BulkService>(), environment.Store, environment.Services.GetRequiredService<IOptions<ApiOptions>>());
+        new(environment.Services.GetRequiredService<BulkApi>());
 
     private static async Task<GenerationListResponse> List(TestEnvironment environment, string query) =>
         Assert.IsType<GenerationListResponse>(Assert.IsType<OkObjectResult>(
-            await environment.Http.List(HttpRequests.Make("GET", "/api/generations", query: query), environment.Client, Token)).Value);
+            await environment.Gallery.List(HttpRequests.Make("GET", "/api/generations", query: query), environment.Client, Token)).Value);
 
     private static string IdOf(IActionResult result) =>
         JsonDocument.Parse(HttpRequests.Json(Assert.IsType<AcceptedResult>(result).Value!)).RootElement.GetProperty("id").GetString()!;

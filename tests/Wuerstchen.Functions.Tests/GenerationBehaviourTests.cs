@@ -29,7 +29,7 @@ public sealed class GenerationBehaviourTests
         string id = started switch
         {
             OkObjectResult { Value: GenerationStatusResponse done } => done.Id,
-            AcceptedResult accepted => (string)accepted.Value!.GetType().GetProperty("id")!.GetValue(accepted.Value)!,
+            AcceptedResult accepted => (string)accepted.Value!.GetType().GetProperty("Id")!.GetValue(accepted.Value)!,
             _ => throw new InvalidOperationException($"Unexpected start result {started.GetType().Name}."),
         };
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Token);
@@ -72,12 +72,12 @@ public sealed class GenerationBehaviourTests
     public async Task ARepeatedIdempotencyKeyAttachesToTheSameGenerationAndStartsNothingNew()
     {
         await using var environment = await TestEnvironment.StartAsync();
-        var headers = new Dictionary<string, string> { [GenerationHttpFunctions.IdempotencyHeader] = "client-request-7" };
+        var headers = new Dictionary<string, string> { [Wuerstchen.Api.GenerationApi.IdempotencyHeader] = "client-request-7" };
 
         var first = Assert.IsType<AcceptedResult>(await environment.Http.Start(HttpRequests.Make("POST", "/api/generations", SmallRequest(), headers), environment.Client, Token));
         var second = Assert.IsType<AcceptedResult>(await environment.Http.Start(HttpRequests.Make("POST", "/api/generations", SmallRequest(), headers), environment.Client, Token));
         Assert.Equal(first.Location, second.Location);
-        Assert.Equal(true, second.Value!.GetType().GetProperty("existing")!.GetValue(second.Value));
+        Assert.Equal(true, second.Value!.GetType().GetProperty("Existing")!.GetValue(second.Value));
 
         var instances = new List<OrchestrationMetadata>();
         await foreach (var instance in environment.Client.GetAllInstancesAsync(new OrchestrationQuery { FetchInputsAndOutputs = false }))
@@ -122,7 +122,7 @@ public sealed class GenerationBehaviourTests
         await using var environment = await TestEnvironment.StartAsync(useAzurite: false);
         string body = HttpRequests.Json(new { prompt = "a long one", width = 2048, height = 2048, seed = 1, priorSteps = 200, decoderSteps = 100 });
         var started = Assert.IsType<AcceptedResult>(await environment.Http.Start(HttpRequests.Make("POST", "/api/generations", body), environment.Client, Token));
-        string id = (string)started.Value!.GetType().GetProperty("id")!.GetValue(started.Value)!;
+        string id = (string)started.Value!.GetType().GetProperty("Id")!.GetValue(started.Value)!;
         using (var running = CancellationTokenSource.CreateLinkedTokenSource(Token))
         {
             running.CancelAfter(TimeSpan.FromMinutes(1));

@@ -112,7 +112,7 @@ public sealed class HealthTests
     private static (HealthFunctions Functions, ModelPreloader Preloader) Parts(TestEnvironment environment)
     {
         var preloader = environment.Services.GetRequiredService<ModelPreloader>();
-        return (new HealthFunctions(environment.Services.GetRequiredService<HealthChecks>(), preloader), preloader);
+        return (new HealthFunctions(new Wuerstchen.Api.HealthApi(environment.Services.GetRequiredService<HealthChecks>(), preloader)), preloader);
     }
 
     private static Microsoft.AspNetCore.Http.HttpRequest Get(string route) =>

@@ -65,7 +65,7 @@ public sealed class PermanentFailureTests
             HttpRequests.Json(new { jobId = "wrong-model", settings = new { priorModel = "effnet" }, prompts = new[] { "x" } }), "m", Token);
         Assert.Equal(IntakeDisposition.Rejected, bulk.Disposition);
         Assert.Contains("Valid Stage C (prior) models", bulk.Reason);
-        var fineTunes = new FineTuneHttpFunctions(environment.Services.GetRequiredService<FineTuneService>(), environment.Store, environment.Services.GetRequiredService<IOptions<ApiOptions>>());
+        var fineTunes = environment.FineTunes;
         var fineTune = await fineTunes.Start(HttpRequests.Make("POST", "/api/finetunes", HttpRequests.Json(new { dataset = new { prefix = "d/" }, basePrior = "warp-ai/wuerstchen" })), environment.Client, Token);
         Assert.Contains("not a WuerstchenPriorPipeline", Problem(fineTune).Errors["basePrior"].Single());
 
@@ -92,7 +92,7 @@ public sealed class PermanentFailureTests
         await File.WriteAllBytesAsync(Path.Combine(broken, "prior", "diffusion_pytorch_model.safetensors"), weights[..(weights.Length / 2)], Token);
 
         var started = await environment.Http.Start(HttpRequests.Make("POST", "/api/generations", Small(new { priorModel = "broken-prior" })), environment.Client, Token);
-        string id = (string)Assert.IsType<AcceptedResult>(started).Value!.GetType().GetProperty("id")!.GetValue(((AcceptedResult)started).Value)!;
+        string id = (string)Assert.IsType<AcceptedResult>(started).Value!.GetType().GetProperty("Id")!.GetValue(((AcceptedResult)started).Value)!;
         Assert.Equal(OrchestrationRuntimeStatus.Failed, (await environment.Client.WaitForInstanceCompletionAsync(id, Token)).RuntimeStatus);
 
         Assert.Equal(1, recorded.Count("Read", name => name == GenerationService.PlanBlobFor(id))); // one attempt of Stage C, no retries

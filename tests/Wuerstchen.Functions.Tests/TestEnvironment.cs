@@ -5,7 +5,9 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
+using Wuerstchen.Api;
 using Wuerstchen.Functions;
+using Wuerstchen.Functions.Training;
 using Wuerstchen.Functions.Generation;
 using Wuerstchen.Models.Tests;
 using Wuerstchen.Pipeline.Storage;
@@ -40,7 +42,11 @@ public sealed class TestEnvironment : IAsyncDisposable
 
     public IBlobStore Store => Services.GetRequiredService<IBlobStore>();
 
-    public GenerationHttpFunctions Http => new(Services.GetRequiredService<GenerationService>(), Services.GetRequiredService<GenerationGallery>(), Store, Services.GetRequiredService<IOptions<ApiOptions>>());
+    public GenerationHttpFunctions Http => new(Services.GetRequiredService<GenerationApi>());
+
+    public FineTuneHttpFunctions FineTunes => new(Services.GetRequiredService<FineTuneApi>());
+
+    public GalleryHttpFunctions Gallery => new(Services.GetRequiredService<GalleryApi>());
 
     public const string AzuriteConnectionString = "UseDevelopmentStorage=true";
 

@@ -1,153 +1,49 @@
-using System.IO.Compression;
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
-using Microsoft.Extensions.Options;
-using Wuerstchen.Pipeline.Bulk;
-using Wuerstchen.Pipeline.Storage;
-using Wuerstchen.Workflows.Bulk;
-using Wuerstchen.Workflows.Generation;
+using Wuerstchen.Api;
 
 namespace Wuerstchen.Functions.Bulk;
 
-/// <summary>Bulk jobs over HTTP: submit (the queue's intake), follow, and fetch the manifest, an image or all of them as a zip.</summary>
-public sealed class BulkHttpFunctions(BulkService bulk, IBlobStore store, IOptions<ApiOptions> options)
+/// <summary>The bulk routes as HTTP triggers (route table: <see cref="ApiRoutes"/>); each body is the shared handler.</summary>
+public sealed class BulkHttpFunctions(BulkApi api)
 {
     [Function("StartBulkJob")]
-    public async Task<IActionResult> Start(
-        [HttpTrigger(AuthorizationLevel.Function, "post", Route = "bulk")] HttpRequest request,
+    public Task<IActionResult> Start(
+        [HttpTrigger(AuthorizationLevel.Function, "post", Route = ApiRoutes.BulkJobs)] HttpRequest request,
         [DurableClient] DurableTaskClient client,
-        CancellationToken cancellationToken)
-    {
-        var (body, bodyError) = await HttpResults.ReadBodyAsync<JsonObject>(request, options.Value.MaxBodyBytes, cancellationToken);
-        if (bodyError is not null)
-            return bodyError;
-        if (body is null)
-            return HttpResults.Invalid("body", "Send a JSON object with prompts (and optionally jobId and settings).");
-        var outcome = await bulk.StartAsync(client, body, cancellationToken);
-        switch (outcome.Disposition)
-        {
-            case StartDisposition.Invalid:
-                return HttpResults.Invalid(outcome.Errors!);
-            case StartDisposition.Conflict:
-                return HttpResults.Problem(StatusCodes.Status409Conflict, outcome.Errors!["jobId"][0]);
-        }
-        string url = StatusUrl(request, outcome.JobId!);
-        request.HttpContext.Response.Headers.RetryAfter = "2";
-        return new AcceptedResult(url, new { id = outcome.JobId, statusUrl = url, existing = outcome.Disposition == StartDisposition.Existing });
-    }
+        CancellationToken cancellationToken) =>
+        api.Start(request, client, cancellationToken);
 
     [Function("GetBulkJob")]
-    public async Task<IActionResult> Get(
-        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "bulk/{jobId}")] HttpRequest request,
+    public Task<IActionResult> Get(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = ApiRoutes.BulkJob)] HttpRequest request,
         [DurableClient] DurableTaskClient client,
         string jobId,
-        CancellationToken cancellationToken)
-    {
-        var status = await bulk.GetStatusAsync(client, jobId, cancellationToken);
-        return status is null ? NotFound(jobId) : new OkObjectResult(BulkStatusResponse.From(status, request));
-    }
+        CancellationToken cancellationToken) =>
+        api.Get(request, client, jobId, cancellationToken);
 
     [Function("GetBulkManifest")]
-    public async Task<IActionResult> GetManifest(
-        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "bulk/{jobId}/manifest")] HttpRequest request,
+    public Task<IActionResult> GetManifest(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = ApiRoutes.BulkManifest)] HttpRequest request,
         string jobId,
-        CancellationToken cancellationToken)
-    {
-        if (!GenerationService.IsWellFormedId(jobId) || !await store.ExistsAsync(BulkBlobs.Manifest(jobId), cancellationToken))
-            return NoManifest(jobId);
-        return new FileStreamResult(await store.OpenReadAsync(BulkBlobs.Manifest(jobId), cancellationToken), "application/x-ndjson")
-        {
-            FileDownloadName = $"{jobId}-manifest.jsonl",
-        };
-    }
+        CancellationToken cancellationToken) =>
+        api.GetManifest(request, jobId, cancellationToken);
 
     [Function("GetBulkImage")]
-    public async Task<IActionResult> GetImage(
-        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "bulk/{jobId}/images/{index:int}/{n:int}")] HttpRequest request,
+    public Task<IActionResult> GetImage(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = ApiRoutes.BulkImage)] HttpRequest request,
         string jobId,
         int index,
         int n,
-        CancellationToken cancellationToken)
-    {
-        var manifest = await bulk.ManifestAsync(jobId, cancellationToken);
-        var entry = manifest?.FirstOrDefault(e => e.Index == index);
-        if (entry is null || n < 0 || n >= entry.Images.Count)
-            return HttpResults.Problem(StatusCodes.Status404NotFound, $"Bulk job '{jobId}' has no image {n} of prompt {index} (unknown, not finished, or out of range).");
-        return await HttpResults.PngAsync(store, entry.Images[n], options.Value, $"{jobId}-{index}-{n}.png", cancellationToken);
-    }
+        CancellationToken cancellationToken) =>
+        api.GetImage(request, jobId, index, n, cancellationToken);
 
     [Function("GetBulkZip")]
-    public async Task<IActionResult> GetZip(
-        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "bulk/{jobId}/zip")] HttpRequest request,
+    public Task<IActionResult> GetZip(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = ApiRoutes.BulkZip)] HttpRequest request,
         string jobId,
-        CancellationToken cancellationToken)
-    {
-        var manifest = await bulk.ManifestAsync(jobId, cancellationToken);
-        return manifest is null ? NoManifest(jobId) : new BulkZipResult(store, jobId, manifest);
-    }
-
-    internal static string StatusUrl(HttpRequest request, string jobId) => HttpResults.Url(request, $"bulk/{jobId}");
-
-    private static ObjectResult NotFound(string jobId) => HttpResults.Problem(StatusCodes.Status404NotFound, $"Bulk job '{jobId}' does not exist.");
-
-    private static ObjectResult NoManifest(string jobId) =>
-        HttpResults.Problem(StatusCodes.Status404NotFound, $"Bulk job '{jobId}' has no manifest (unknown, or not finished yet).");
+        CancellationToken cancellationToken) =>
+        api.GetZip(request, jobId, cancellationToken);
 }
-
-/// <summary>
-/// The job's images and its manifest as one zip, written straight to the response (images stored, not compressed again:
-/// PNGs are compressed already). Image names follow the manifest: <c>{index:D5}-{n}.png</c>.
-/// </summary>
-public sealed class BulkZipResult(IBlobStore store, string jobId, IReadOnlyList<BulkManifestEntry> manifest) : IActionResult
-{
-    public static string EntryName(int index, int n) => $"{index:D5}-{n}.png";
-
-    public async Task ExecuteResultAsync(ActionContext context)
-    {
-        var response = context.HttpContext.Response;
-        var token = context.HttpContext.RequestAborted;
-        response.ContentType = "application/zip";
-        response.Headers.ContentDisposition = $"attachment; filename=\"{jobId}.zip\"";
-        await using var zip = new ZipArchive(response.Body, ZipArchiveMode.Create, leaveOpen: true);
-        var json = new JsonSerializerOptions(JsonSerializerDefaults.Web);
-        var lines = new System.Text.StringBuilder();
-        foreach (var entry in manifest.OrderBy(e => e.Index))
-        {
-            var files = new List<string>();
-            for (int n = 0; n < entry.Images.Count; n++)
-            {
-                string name = EntryName(entry.Index, n);
-                await using (var source = await store.OpenReadAsync(entry.Images[n], token))
-                await using (var target = await zip.CreateEntry(name, CompressionLevel.NoCompression).OpenAsync(token))
-                    await source.CopyToAsync(target, token);
-                files.Add(name);
-            }
-            lines.Append(JsonSerializer.Serialize(entry with { Images = files }, json)).Append('\n');
-        }
-        await using (var target = await zip.CreateEntry("manifest.jsonl", CompressionLevel.Optimal).OpenAsync(token))
-            await target.WriteAsync(System.Text.Encoding.UTF8.GetBytes(lines.ToString()), token);
-    }
-}
-
-/// <summary>A bulk job as a client sees it; once completed, each manifest line carries links to its images.</summary>
-public sealed record BulkStatusResponse(string Id, string Status, int CompletedBatches, int TotalBatches, IReadOnlyList<string> Batches,
-    BulkSummary? Summary, IReadOnlyList<BulkResultResponse>? Results, string? ManifestUrl, string? ZipUrl, string? Error,
-    DateTimeOffset CreatedAt, DateTimeOffset LastUpdatedAt)
-{
-    public static BulkStatusResponse From(BulkJobStatus status, HttpRequest request)
-    {
-        string url = BulkHttpFunctions.StatusUrl(request, status.JobId);
-        var results = status.Manifest?.Select(e => new BulkResultResponse(e.Index, e.Prompt, e.NegativePrompt, e.Seed, e.Width, e.Height, e.Status,
-            Enumerable.Range(0, e.Images.Count).Select(n => $"{url}/images/{e.Index}/{n}").ToArray(), e.Error)).ToArray();
-        bool done = status.Manifest is not null;
-        return new(status.JobId, status.RuntimeStatus, status.CompletedBatches, status.TotalBatches, status.Batches, status.Summary, results,
-            done ? url + "/manifest" : null, done ? url + "/zip" : null, status.Error, status.CreatedAt, status.LastUpdatedAt);
-    }
-}
-
-public sealed record BulkResultResponse(int Index, string? Prompt, string? NegativePrompt, ulong? Seed, int? Width, int? Height, string Status,
-    IReadOnlyList<string> Images, string? Error);

@@ -1,79 +1,41 @@
-using System.Globalization;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Azure.Functions.Worker;
 using Microsoft.DurableTask.Client;
-using Microsoft.Extensions.Options;
-using Wuerstchen.Pipeline.Storage;
-using Wuerstchen.Pipeline.Training;
-using Wuerstchen.Workflows.Training;
+using Wuerstchen.Api;
 
 namespace Wuerstchen.Functions.Training;
 
-/// <summary>
-/// A fine-tune's history for charts and comparisons: the whole loss log (the status carries only the last 100 points)
-/// and the validation grid of every checkpoint that rendered one.
-/// </summary>
-public sealed class FineTuneHistoryFunctions(FineTuneService fineTunes, IBlobStore store, IOptions<ApiOptions> options)
+/// <summary>A fine-tune's loss log and grids, and the installed models, as HTTP triggers (route table: <see cref="ApiRoutes"/>).</summary>
+public sealed class FineTuneHistoryFunctions(FineTuneHistoryApi api, InstalledModelsApi installed)
 {
     [Function("GetFineTuneLoss")]
-    public async Task<IActionResult> GetLoss(
-        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "finetunes/{id}/loss")] HttpRequest request,
+    public Task<IActionResult> GetLoss(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = ApiRoutes.FineTuneLoss)] HttpRequest request,
         [DurableClient] DurableTaskClient client,
         string id,
-        CancellationToken cancellationToken)
-    {
-        if (await RunOfAsync(client, id, cancellationToken) is not { } runId)
-            return NotFound(id);
-        return new OkObjectResult(new LossLogResponse(await LossLog.ReadAsync(store, runId, cancellationToken)));
-    }
+        CancellationToken cancellationToken) =>
+        api.GetLoss(request, client, id, cancellationToken);
 
     [Function("ListFineTuneGrids")]
-    public async Task<IActionResult> ListGrids(
-        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "finetunes/{id}/grids")] HttpRequest request,
+    public Task<IActionResult> ListGrids(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = ApiRoutes.FineTuneGrids)] HttpRequest request,
         [DurableClient] DurableTaskClient client,
         string id,
-        CancellationToken cancellationToken)
-    {
-        if (await RunOfAsync(client, id, cancellationToken) is not { } runId)
-            return NotFound(id);
-        string prefix = GridsPrefix(runId);
-        var grids = new List<GridResponse>();
-        await foreach (var blob in store.ListAsync(prefix, cancellationToken))
-        {
-            string leaf = blob.Name[prefix.Length..];
-            if (leaf.EndsWith(".png", StringComparison.Ordinal) && int.TryParse(leaf[..^4], NumberStyles.None, CultureInfo.InvariantCulture, out int step))
-                grids.Add(new GridResponse(step, HttpResults.Url(request, $"finetunes/{id}/grids/{step}")));
-        }
-        return new OkObjectResult(new GridListResponse(grids));
-    }
+        CancellationToken cancellationToken) =>
+        api.ListGrids(request, client, id, cancellationToken);
 
     [Function("GetFineTuneGridAtStep")]
-    public async Task<IActionResult> GetGrid(
-        [HttpTrigger(AuthorizationLevel.Function, "get", Route = "finetunes/{id}/grids/{step:int}")] HttpRequest request,
+    public Task<IActionResult> GetGrid(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = ApiRoutes.FineTuneGridAtStep)] HttpRequest request,
         [DurableClient] DurableTaskClient client,
         string id,
         int step,
-        CancellationToken cancellationToken)
-    {
-        if (await RunOfAsync(client, id, cancellationToken) is not { } runId || step < 0)
-            return NotFound(id);
-        string blob = TrainingBlobs.Grid(runId, step);
-        if (!await store.ExistsAsync(blob, cancellationToken))
-            return HttpResults.Problem(StatusCodes.Status404NotFound, $"Fine-tune '{id}' has no validation grid at step {step}.");
-        return await HttpResults.PngAsync(store, blob, options.Value, $"{id}-grid-{step}.png", cancellationToken);
-    }
+        CancellationToken cancellationToken) =>
+        api.GetGrid(request, client, id, step, cancellationToken);
 
-    private async Task<string?> RunOfAsync(DurableTaskClient client, string id, CancellationToken cancellationToken) =>
-        (await fineTunes.GetStatusAsync(client, id, cancellationToken))?.RunId;
-
-    private static string GridsPrefix(string runId) => TrainingBlobs.Grid(runId, 0)[..^"00000000.png".Length];
-
-    private static ObjectResult NotFound(string id) => HttpResults.Problem(StatusCodes.Status404NotFound, $"Fine-tune '{id}' does not exist.");
+    [Function("ListInstalledModels")]
+    public IActionResult ListInstalled(
+        [HttpTrigger(AuthorizationLevel.Function, "get", Route = ApiRoutes.InstalledModels)] HttpRequest request) =>
+        installed.List();
 }
-
-public sealed record LossLogResponse(IReadOnlyList<LossPoint> Points);
-
-public sealed record GridResponse(int Step, string Url);
-
-public sealed record GridListResponse(IReadOnlyList<GridResponse> Grids);

@@ -39,7 +39,7 @@ public sealed class HttpRequestFuzzTests
             var request = HttpRequests.Make("POST", "/api/generations", body);
             if (body.Length % 3 == 0)
                 request.ContentLength = null; // as a chunked body arrives
-            var (parsed, error) = HttpResults.ReadBodyAsync<GenerationRequest>(request, 1 << 16, CancellationToken.None).GetAwaiter().GetResult();
+            var (parsed, error) = Wuerstchen.Api.HttpResults.ReadBodyAsync<GenerationRequest>(request, 1 << 16, CancellationToken.None).GetAwaiter().GetResult();
             if (error is not null)
             {
                 Assert.True(HttpRequests.StatusOf(error) is 400 or 413, $"reading answered {HttpRequests.StatusOf(error)}");
@@ -67,7 +67,7 @@ public sealed class HttpRequestFuzzTests
             Assert.Equal(sample.Id.Length > 0 && sample.Id.Length <= 128 && char.IsAsciiLetterOrDigit(sample.Id[0]) && sample.Id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'),
                 GenerationService.IsWellFormedId(sample.Id));
             var request = HttpRequests.Make("POST", "/api/generations/x/redecode", sample.Body);
-            var (_, error) = HttpResults.ReadBodyAsync<RedecodeRequest>(request, 1 << 16, CancellationToken.None, allowEmpty: true).GetAwaiter().GetResult();
+            var (_, error) = Wuerstchen.Api.HttpResults.ReadBodyAsync<RedecodeRequest>(request, 1 << 16, CancellationToken.None, allowEmpty: true).GetAwaiter().GetResult();
             Assert.True(error is null || error is BadRequestObjectResult);
         }, [], s => $"id '{s.Id}', body {s.Body}", new Fuzz.Limits(MaxBytesPerInput: 4L << 20, MaxSecondsPerInput: 5));
     }

@@ -14,9 +14,9 @@ public sealed class IdempotencyTests
 
     private static Microsoft.AspNetCore.Http.HttpRequest Post(string key, string? keyId, string? body = null)
     {
-        var request = HttpRequests.Make("POST", "/api/generations", body ?? Body(), new Dictionary<string, string> { [GenerationHttpFunctions.IdempotencyHeader] = key });
+        var request = HttpRequests.Make("POST", "/api/generations", body ?? Body(), new Dictionary<string, string> { [Wuerstchen.Api.GenerationApi.IdempotencyHeader] = key });
         if (keyId is not null)
-            request.HttpContext.User = new ClaimsPrincipal(new ClaimsIdentity([new Claim(CallerIdentity.KeyIdClaim, keyId)], "WebJobsAuthLevel"));
+            request.HttpContext.User = new ClaimsPrincipal(new ClaimsIdentity([new Claim(Wuerstchen.Api.CallerIdentity.KeyIdClaim, keyId)], "WebJobsAuthLevel"));
         return request;
     }
 
@@ -24,7 +24,7 @@ public sealed class IdempotencyTests
     {
         var accepted = Assert.IsType<AcceptedResult>(result);
         var value = accepted.Value!;
-        return ((string)value.GetType().GetProperty("id")!.GetValue(value)!, (bool)value.GetType().GetProperty("existing")!.GetValue(value)!);
+        return ((string)value.GetType().GetProperty("Id")!.GetValue(value)!, (bool)value.GetType().GetProperty("Existing")!.GetValue(value)!);
     }
 
     [Fact]
@@ -49,7 +49,7 @@ public sealed class IdempotencyTests
     {
         await using var environment = await TestEnvironment.StartAsync(useAzurite: false);
         var result = await environment.Http.Start(Post("line\nbreak", null), environment.Client, Token);
-        Assert.Contains(GenerationHttpFunctions.IdempotencyHeader, Assert.IsType<ValidationProblemDetails>(Assert.IsType<BadRequestObjectResult>(result).Value).Errors.Keys);
+        Assert.Contains(Wuerstchen.Api.GenerationApi.IdempotencyHeader, Assert.IsType<ValidationProblemDetails>(Assert.IsType<BadRequestObjectResult>(result).Value).Errors.Keys);
     }
 
     [Fact]

@@ -84,7 +84,7 @@ public sealed class FaultInjectionTests
         string body = HttpRequests.Json(new { prompt = "a worker that dies", width = 128, height = 256, images = 2, priorSteps = 3, decoderSteps = 2, seed = 77 });
 
         var started = Assert.IsType<AcceptedResult>(await environment.Http.Start(HttpRequests.Make("POST", "/api/generations", body), environment.Client, Token));
-        string id = (string)started.Value!.GetType().GetProperty("id")!.GetValue(started.Value)!;
+        string id = (string)started.Value!.GetType().GetProperty("Id")!.GetValue(started.Value)!;
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(Token);
         timeout.CancelAfter(TimeSpan.FromMinutes(3));
         var done = await environment.Client.WaitForInstanceCompletionAsync(id, getInputsAndOutputs: true, timeout.Token);

@@ -19,7 +19,7 @@ public sealed class RetentionTests
     {
         string body = HttpRequests.Json(new { prompt = "kept or purged", width = 128, height = 128, priorSteps = 2, decoderSteps, seed = 5 });
         var started = Assert.IsType<AcceptedResult>(await environment.Http.Start(HttpRequests.Make("POST", "/api/generations", body), environment.Client, Token));
-        string id = (string)started.Value!.GetType().GetProperty("id")!.GetValue(started.Value)!;
+        string id = (string)started.Value!.GetType().GetProperty("Id")!.GetValue(started.Value)!;
         var done = await environment.Client.WaitForInstanceCompletionAsync(id, getInputsAndOutputs: true, Token);
         Assert.Equal(OrchestrationRuntimeStatus.Completed, done.RuntimeStatus);
         return done.ReadOutputAs<GenerationResult>()!;

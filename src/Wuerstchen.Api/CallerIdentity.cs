@@ -1,7 +1,7 @@
 using System.Security.Claims;
 using Microsoft.AspNetCore.Http;
 
-namespace Wuerstchen.Functions;
+namespace Wuerstchen.Api;
 
 /// <summary>
 /// Who is calling, as far as the host says: the scope idempotency keys live in, so one caller's key never attaches to

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 
-namespace Wuerstchen.Functions;
+namespace Wuerstchen.Api;
 
 /// <summary>
 /// Reads JSON arrays into <see cref="IReadOnlyList{T}"/> and stops at the first item past <c>maxItems</c>, so a body of

@@ -2,7 +2,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Wuerstchen.Workflows;
 
-namespace Wuerstchen.Functions;
+namespace Wuerstchen.Api;
 
 public enum ImageDelivery
 {
@@ -40,6 +40,12 @@ public sealed class ApiOptions
     /// </summary>
     public bool TrustClientPrincipalHeaders { get; set; }
 
+    /// <summary>The Stage C model of a generation request that names none (null: warp-ai/wuerstchen-prior); <c>serve --prior-model</c>.</summary>
+    public string? DefaultPriorModel { get; set; }
+
+    /// <summary>The Stage B/A model of a generation request that names none (null: warp-ai/wuerstchen); <c>serve --decoder-model</c>.</summary>
+    public string? DefaultDecoderModel { get; set; }
+
     public IReadOnlyList<string> Validate()
     {
         var errors = new List<string>();
@@ -59,5 +65,5 @@ public static class ApiServiceCollectionExtensions
 {
     /// <summary>The HTTP API's options (<c>Wuerstchen:Api</c>), validated when the host starts.</summary>
     public static IServiceCollection AddWuerstchenApi(this IServiceCollection services, IConfiguration configuration) =>
-        services.AddValidatedOptions<ApiOptions>(configuration, ApiOptions.Section, o => o.Validate());
+        services.AddValidatedOptions<ApiOptions>(configuration, ApiOptions.Section, o => o.Validate()).AddWuerstchenApiHandlers();
 }

@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Mvc;
 using Microsoft.AspNetCore.WebUtilities;
 using Wuerstchen.Pipeline.Storage;
 
-namespace Wuerstchen.Functions;
+namespace Wuerstchen.Api;
 
 /// <summary>Request bodies and RFC 7807 answers shared by the HTTP triggers.</summary>
 internal static class HttpResults
