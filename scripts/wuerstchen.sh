@@ -8,7 +8,9 @@ export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 DOTNET_SKIP_FIRST_TIME_EXPE
 command -v dotnet >/dev/null || { echo "error: the .NET SDK (dotnet) is not on PATH; install .NET 10." >&2; exit 2; }
 
 out="$root/.artifacts/cli"
-echo "Building the wuerstchen command (first time: restore and build, a minute or two)…" >&2
+if [ ! -f "$out/wuerstchen.dll" ]; then
+  echo "Building the wuerstchen command for the first time (restore and build, a minute or two)…" >&2
+fi
 if ! build_log=$(dotnet build "$root/src/Wuerstchen.Cli/Wuerstchen.Cli.csproj" -c Release -o "$out" -v quiet -clp:NoSummary 2>&1); then
   echo "$build_log" >&2
   echo "error: the build failed (see above)." >&2

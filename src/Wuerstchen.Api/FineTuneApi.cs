@@ -106,7 +106,12 @@ public sealed record FineTuneStatusResponse(
     string? RawModel,
     string? Error,
     DateTimeOffset CreatedAt,
-    DateTimeOffset LastUpdatedAt)
+    DateTimeOffset LastUpdatedAt,
+    FineTuneProgressResponse? Progress,
+    IReadOnlyList<LongCaption> LongCaptions,
+    string? Revision,
+    string? RevisionModel,
+    string? RawRevisionModel)
 {
     public static FineTuneStatusResponse From(FineTuneStatus status, HttpRequest request) => new(
         status.Id,
@@ -129,15 +134,45 @@ public sealed record FineTuneStatusResponse(
         status.Result?.RawModelName,
         status.Error,
         status.CreatedAt,
-        status.LastUpdatedAt);
+        status.LastUpdatedAt,
+        FineTuneProgressResponse.From(status.Progress),
+        status.LongCaptions ?? [],
+        status.Result?.Revision,
+        status.Result?.RevisionName,
+        status.Result?.RawRevisionName);
+}
+
+/// <summary>
+/// What the running activity last reported (about every <c>Wuerstchen:Training:ProgressInterval</c>): preparing
+/// (<see cref="ItemsDone"/> of <see cref="ItemsTotal"/> items) or training (the step, loss, learning rate, steps per
+/// second over the current chunk and the estimated seconds to the last step).
+/// </summary>
+public sealed record FineTuneProgressResponse(string Phase, int Step, int TotalSteps, double? Loss, double? LearningRate, double? StepsPerSecond,
+    double? EtaSeconds, int? ItemsDone, int? ItemsTotal, DateTimeOffset UpdatedAt)
+{
+    public static FineTuneProgressResponse? From(TrainingProgress? progress) => progress is null ? null
+        : new(progress.Phase, progress.Step, progress.TotalSteps, progress.Loss, progress.LearningRate, progress.StepsPerSecond, progress.EtaSeconds,
+            progress.ItemsDone, progress.ItemsTotal, progress.UpdatedAt);
 }
 
 public sealed record ModelListResponse(IReadOnlyList<ModelVersionResponse> Models);
 
-/// <summary>A published version as the model list shows it; <see cref="Name"/> is what generation requests put in <c>priorModel</c>.</summary>
-public sealed record ModelVersionResponse(string Name, string RawName, string VersionId, string BasePrior, string DatasetKey, string DatasetVersion,
-    int DatasetItems, string Recipe, int Steps, double? FinalLoss, DateTimeOffset CreatedAt)
+/// <summary>
+/// A published version as the model list shows it: <see cref="Name"/> (what generation requests put in
+/// <c>priorModel</c>) follows its newest revision, whose fields these are; <see cref="Revisions"/> lists every revision,
+/// newest first, each usable for good by its <see cref="ModelRevisionResponse.Name"/>.
+/// </summary>
+public sealed record ModelVersionResponse(string Name, string RawName, string VersionId, string Revision, string RevisionName, string RawRevisionName,
+    string BasePrior, string DatasetKey, string DatasetVersion, int DatasetItems, string Recipe, int Steps, double? FinalLoss, DateTimeOffset CreatedAt,
+    IReadOnlyList<ModelRevisionResponse> Revisions)
 {
-    public static ModelVersionResponse From(ModelVersion version) => new(version.Name, version.RawName, version.VersionId, version.BasePrior,
-        version.DatasetKey, version.DatasetVersion, version.DatasetItems, version.Recipe.Name, version.Steps, version.FinalLoss, version.CreatedAt);
+    public static ModelVersionResponse From(PublishedModel published)
+    {
+        var version = published.Latest;
+        return new(version.Name, version.RawName, version.VersionId, version.Revision, version.RevisionName, version.RawRevisionName, version.BasePrior,
+            version.DatasetKey, version.DatasetVersion, version.DatasetItems, version.Recipe.Name, version.Steps, version.FinalLoss, version.CreatedAt,
+            published.Revisions.Select(r => new ModelRevisionResponse(r.Revision, r.RevisionName, r.RawRevisionName, r.Steps, r.FinalLoss, r.CreatedAt)).ToArray());
+    }
 }
+
+public sealed record ModelRevisionResponse(string Revision, string Name, string RawName, int Steps, double? FinalLoss, DateTimeOffset CreatedAt);

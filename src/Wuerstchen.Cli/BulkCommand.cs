@@ -29,7 +29,7 @@ public sealed class BulkCommand : AsyncCommand<BulkCommand.Settings>
         public string? JobId { get; init; }
 
         [CommandOption("--batch-size <N>")]
-        [Description("Prompts per Stage C / Stage B forward pass. Default: follows the device (4 on a CPU, 16 on an 80 GB GPU).")]
+        [Description("Prompts per Stage C / Stage B forward pass. Default: Wuerstchen__Bulk__BatchSize, else follows the device (4 on a CPU, 16 on an 80 GB GPU).")]
         public int? BatchSize { get; init; }
 
         public override ValidationResult Validate()
@@ -49,10 +49,10 @@ public sealed class BulkCommand : AsyncCommand<BulkCommand.Settings>
     {
         await ModelAvailability.EnsureAsync(settings, cancellationToken);
         byte[] lines = await PromptLinesAsync(settings.PromptsFile, cancellationToken);
-        await using var engine = await LocalEngine.StartAsync(settings, new Dictionary<string, string?>
-        {
-            ["Wuerstchen:Bulk:BatchSize"] = settings.BatchSize?.ToString(System.Globalization.CultureInfo.InvariantCulture),
-        }, cancellationToken);
+        var extra = new Dictionary<string, string?>();
+        if (settings.BatchSize is { } batchSize)
+            extra["Wuerstchen:Bulk:BatchSize"] = batchSize.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        await using var engine = await LocalEngine.StartAsync(settings, extra, cancellationToken);
 
         var jobSettings = settings.ToRequest(engine);
         string jobId = settings.JobId ?? DefaultJobId(lines, jobSettings);
@@ -70,9 +70,14 @@ public sealed class BulkCommand : AsyncCommand<BulkCommand.Settings>
         {
             var done = await FollowAsync(engine.Client, instanceId, cancellationToken);
             if (done.RuntimeStatus != OrchestrationRuntimeStatus.Completed)
-                return Errors.Failed($"The bulk job {done.RuntimeStatus.ToString().ToLowerInvariant()}: {done.FailureDetails?.ErrorMessage}");
+            {
+                await FailureDetails.WriteAsync(engine.Client, instanceId, settings.Verbose);
+                return Errors.Failed($"The bulk job {done.RuntimeStatus.ToString().ToLowerInvariant()}: {Wuerstchen.Workflows.WorkflowFailures.Message(done.FailureDetails)}");
+            }
             var summary = done.ReadOutputAs<BulkSummary>()!;
-            await ExportAsync(engine.Store, jobId, settings.Output, cancellationToken);
+            var entries = await ExportAsync(engine.Store, jobId, settings.Output, cancellationToken);
+            foreach (var entry in entries.Where(e => e.Status != "succeeded"))
+                Errors.Write($"{(entry.Status == "rejected" ? "rejected" : "failed")}: {(entry.Error ?? "").TrimEnd()}{(entry.Status == "rejected" ? "" : $" (prompt {entry.Index}: \"{entry.Prompt}\")")}");
             Console.WriteLine($"{summary.Succeeded} succeeded, {summary.Failed} failed, {summary.Rejected} rejected of {summary.Total}; images and manifest.jsonl in {Path.GetFullPath(settings.Output)}");
             return summary.Failed + summary.Rejected == 0 ? ExitCodes.Success : ExitCodes.Failed;
         }
@@ -83,7 +88,7 @@ public sealed class BulkCommand : AsyncCommand<BulkCommand.Settings>
         }
     }
 
-    /// <summary>The prompts as JSON lines: a .jsonl file as it is, a text file one JSON string per non-blank line.</summary>
+    /// <summary>The prompts as JSON lines: a .jsonl file as it is, a text file one JSON string per non-blank line (blank lines stay, so line numbers match the file).</summary>
     private static async Task<byte[]> PromptLinesAsync(string path, CancellationToken cancellationToken)
     {
         if (path.EndsWith(".jsonl", StringComparison.OrdinalIgnoreCase))
@@ -92,7 +97,8 @@ public sealed class BulkCommand : AsyncCommand<BulkCommand.Settings>
         foreach (string line in await File.ReadAllLinesAsync(path, cancellationToken))
         {
             if (!string.IsNullOrWhiteSpace(line))
-                text.Append(JsonSerializer.Serialize(line.Trim())).Append('\n');
+                text.Append(JsonSerializer.Serialize(line.Trim()));
+            text.Append('\n');
         }
         return Encoding.UTF8.GetBytes(text.ToString());
     }
@@ -123,11 +129,12 @@ public sealed class BulkCommand : AsyncCommand<BulkCommand.Settings>
     }
 
     /// <summary>Copies every image into <paramref name="output"/> and writes a manifest there naming the local files.</summary>
-    private static async Task ExportAsync(IBlobStore store, string jobId, string output, CancellationToken cancellationToken)
+    private static async Task<IReadOnlyList<BulkManifestEntry>> ExportAsync(IBlobStore store, string jobId, string output, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(output);
         var manifest = new StringBuilder();
-        foreach (var entry in await BulkManifestWriter.ReadAsync(store, jobId, cancellationToken))
+        var entries = await BulkManifestWriter.ReadAsync(store, jobId, cancellationToken);
+        foreach (var entry in entries)
         {
             var files = new List<string>();
             for (int n = 0; n < entry.Images.Count; n++)
@@ -141,5 +148,6 @@ public sealed class BulkCommand : AsyncCommand<BulkCommand.Settings>
             manifest.Append(JsonSerializer.Serialize(entry with { Images = files }, Json)).Append('\n');
         }
         await File.WriteAllTextAsync(Path.Combine(output, "manifest.jsonl"), manifest.ToString(), cancellationToken);
+        return entries;
     }
 }

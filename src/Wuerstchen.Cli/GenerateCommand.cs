@@ -40,7 +40,7 @@ public sealed class GenerateCommand : AsyncCommand<GenerateCommand.Settings>
 
         var outcome = await service.StartAsync(engine.Client, request, idempotencyKey: null, cancellationToken);
         if (outcome.Disposition == StartDisposition.Invalid)
-            return Errors.FromValidation(outcome.Errors!);
+            return Errors.FromValidation(outcome.Errors!, SamplingSettings.Options);
 
         string id = outcome.GenerationId!;
         try
@@ -49,7 +49,10 @@ public sealed class GenerateCommand : AsyncCommand<GenerateCommand.Settings>
             Console.WriteLine($"Generating {batch.Settings.ImagesPerPrompt} image(s) of {batch.Settings.Width}×{batch.Settings.Height}, seed {batch.Items[0].Seed}");
             var status = await GenerationProgress.FollowAsync(service, engine.Client, id, batch.Settings, cancellationToken);
             if (status.RuntimeStatus != "Completed")
+            {
+                await FailureDetails.WriteAsync(engine.Client, id, settings.Verbose);
                 return Errors.Failed($"The generation {status.RuntimeStatus.ToLowerInvariant()}: {status.Error}");
+            }
 
             Directory.CreateDirectory(settings.Output);
             for (int n = 0; n < status.Result!.Images.Count; n++)

@@ -61,26 +61,50 @@ public static class GenerationProgress
         return final!;
     }
 
+    /// <summary>
+    /// Plain lines for a log: every step of every stage once, in order — steps finished between two polls are printed
+    /// when the poll sees them, and a stage that has ended is printed to its last step — and no raw status words.
+    /// </summary>
     private static async Task<GenerationStatus> FollowPlainAsync(GenerationService service, DurableTaskClient client, string id, int[] totals, CancellationToken cancellationToken)
     {
-        string? last = null;
+        int stage = -1, printed = 0;
+        bool waiting = false;
         while (true)
         {
             var status = await PollAsync(service, client, id, cancellationToken);
-            int current = Array.FindIndex(Stages, s => s.Stage == status.Stage);
-            string line = current < 0
-                ? status.RuntimeStatus
-                : status.Progress is { } p && p.Stage == status.Stage
-                    ? $"{Stages[current].Title}: step {p.Step}/{p.StepCount}"
-                    : $"{Stages[current].Title}: starting ({totals[current]} step{(totals[current] == 1 ? "" : "s")})";
-            if (line != last)
+            bool completed = status.RuntimeStatus == "Completed";
+            int current = completed ? Stages.Length : Array.FindIndex(Stages, s => s.Stage == status.Stage);
+            if (current < 0 && status.RuntimeStatus == "Pending" && !waiting)
             {
-                Console.WriteLine(line);
-                last = line;
+                Console.WriteLine("Waiting to start…");
+                waiting = true;
             }
+            while (stage < current)
+            {
+                if (stage >= 0)
+                    PrintSteps(stage, printed, totals[stage]); // the stage has ended: all its steps are done
+                stage++;
+                printed = 0;
+                if (stage < Stages.Length)
+                    Console.WriteLine($"{Stages[stage].Title}: starting ({totals[stage]} step{(totals[stage] == 1 ? "" : "s")})");
+            }
+            if (stage >= 0 && stage < Stages.Length && status.Progress is { } p && p.Stage == Stages[stage].Stage && p.Step > printed)
+            {
+                totals[stage] = p.StepCount;
+                PrintSteps(stage, printed, p.Step);
+                printed = p.Step;
+            }
+            if (completed)
+                Console.WriteLine("Done.");
             if (IsFinished(status))
                 return status;
             await Task.Delay(PollInterval, cancellationToken);
+        }
+
+        void PrintSteps(int index, int after, int upTo)
+        {
+            for (int step = after + 1; step <= upTo; step++)
+                Console.WriteLine($"{Stages[index].Title}: step {step}/{totals[index]}");
         }
     }
 

@@ -3,7 +3,7 @@ using Microsoft.DurableTask.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
-using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
 using Wuerstchen.Workflows;
 using Wuerstchen.Workflows.Embedded;
@@ -18,11 +18,13 @@ public sealed class LocalEngine : IAsyncDisposable
 {
     private readonly CancellationTokenSource _stopping;
 
-    private LocalEngine(ServiceProvider services, DurableTaskTestHost durable, CancellationTokenSource stopping, string? priorModel, string? decoderModel)
+    private LocalEngine(ServiceProvider services, DurableTaskTestHost durable, CancellationTokenSource stopping, IConfiguration configuration,
+        string? priorModel, string? decoderModel)
     {
         _stopping = stopping;
         Services = services;
         Durable = durable;
+        Configuration = configuration;
         PriorModel = priorModel;
         DecoderModel = decoderModel;
     }
@@ -35,6 +37,11 @@ public sealed class LocalEngine : IAsyncDisposable
 
     public IBlobStore Store => Services.GetRequiredService<IBlobStore>();
 
+    /// <summary>The settings the engine runs with (<see cref="CliConfiguration"/>).</summary>
+    public IConfiguration Configuration { get; }
+
+    public string ModelsRoot => CliConfiguration.ModelsRoot(Configuration);
+
     /// <summary>The Stage C model name to put in requests (a folder given on the command line becomes its full path).</summary>
     public string? PriorModel { get; }
 
@@ -42,20 +49,10 @@ public sealed class LocalEngine : IAsyncDisposable
 
     private const string SidecarLogLevelVariable = "Logging__LogLevel__Default";
 
-    public static string DefaultModelsRoot() =>
-        Environment.GetEnvironmentVariable("HF_HOME") is { Length: > 0 } home
-            ? home
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "huggingface");
-
-    public static string DefaultStore() =>
-        Path.Combine(Environment.GetEnvironmentVariable("XDG_CACHE_HOME") is { Length: > 0 } cache
-            ? cache
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache"), "wuerstchen", "store");
-
     /// <summary>
-    /// Starts the engine over the settings: the CLI's defaults, then <c>Wuerstchen__Section__Key</c> environment
-    /// variables (for settings without an option), then the command's options and <paramref name="extra"/>; every
-    /// section is validated before anything runs (<see cref="Microsoft.Extensions.Options.OptionsValidationException"/>).
+    /// Starts the engine over the settings (<see cref="CliConfiguration"/>: the CLI's defaults, a settings file,
+    /// <c>Wuerstchen__Section__Key</c> environment variables, the command's options, then <paramref name="extra"/>);
+    /// every section is validated before anything runs (<see cref="Microsoft.Extensions.Options.OptionsValidationException"/>).
     /// Running stages stop at their next step when <paramref name="cancellationToken"/> is cancelled (Ctrl+C) or the
     /// engine is disposed.
     /// </summary>
@@ -63,48 +60,15 @@ public sealed class LocalEngine : IAsyncDisposable
     public static async Task<LocalEngine> StartAsync(EngineSettings settings, IDictionary<string, string?>? extra, CancellationToken cancellationToken,
         Action<IServiceCollection, IConfiguration>? configure = null)
     {
-        var defaults = new Dictionary<string, string?>
-        {
-            ["Wuerstchen:Models:CacheRoot"] = Path.Combine(Path.GetDirectoryName(DefaultStore())!, "models"),
-            ["Wuerstchen:Workflows:Retry:MaxAttempts"] = "2",
-            ["Wuerstchen:Workflows:Retry:FirstInterval"] = "00:00:01",
-            ["Wuerstchen:Workflows:ProgressInterval"] = "00:00:00.200",
-        };
-        var values = new Dictionary<string, string?>
-        {
-            ["Wuerstchen:Models:Root"] = settings.ModelsRoot ?? DefaultModelsRoot(),
-            ["Wuerstchen:Models:Device"] = settings.Device,
-            ["Wuerstchen:Models:Precision"] = settings.Precision,
-        };
-        if (settings.StorageConnection is { } connection)
-        {
-            values["Wuerstchen:Storage:Kind"] = "AzureBlob";
-            values["Wuerstchen:Storage:ConnectionString"] = connection;
-            values["Wuerstchen:Storage:Container"] = settings.Container;
-        }
-        else
-        {
-            values["Wuerstchen:Storage:Kind"] = "FileSystem";
-            values["Wuerstchen:Storage:RootPath"] = Path.GetFullPath(settings.StoreDirectory ?? DefaultStore());
-        }
+        var values = new Dictionary<string, string?>();
         string? prior = ModelName(settings.PriorModel, values);
         string? decoder = ModelName(settings.DecoderModel, values);
         foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
             values[key] = value;
 
-        var configuration = new ConfigurationBuilder()
-            .AddInMemoryCollection(defaults)
-            .AddInMemoryCollection(SettingsFromEnvironment())
-            .AddInMemoryCollection(values)
-            .Build();
+        var configuration = CliConfiguration.Build(settings, values);
         var services = new ServiceCollection();
-        services.AddLogging(logging =>
-        {
-            if (settings.Verbose)
-                logging.AddSimpleConsole(console => console.SingleLine = true).SetMinimumLevel(LogLevel.Information);
-            else
-                logging.SetMinimumLevel(LogLevel.None);
-        });
+        services.AddLogging(logging => ConfigureLogging(logging, settings.Verbose));
         services.AddWuerstchenWorkflows(configuration);
         configure?.Invoke(services, configuration);
         var provider = services.BuildServiceProvider(new ServiceProviderOptions { ValidateOnBuild = true });
@@ -123,22 +87,26 @@ public sealed class LocalEngine : IAsyncDisposable
         // keep its chatter out of the command's output unless asked for.
         if (Environment.GetEnvironmentVariable(SidecarLogLevelVariable) is null)
             Environment.SetEnvironmentVariable(SidecarLogLevelVariable, settings.Verbose ? "Information" : "Warning");
+        // …and onto standard error, like every log line: standard output holds the command's results.
+        Environment.SetEnvironmentVariable("Logging__Console__LogToStandardErrorThreshold", "Trace");
         var stopping = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var durable = await EmbeddedDurableEngine.StartAsync(registry => registry.AddWuerstchenWorkflows(provider, stopping.Token),
             provider.GetRequiredService<ILoggerFactory>(), cancellationToken);
-        return new LocalEngine(provider, durable, stopping, prior, decoder);
+        return new LocalEngine(provider, durable, stopping, configuration, prior, decoder);
     }
 
-    /// <summary>The <c>Wuerstchen__Section__Key</c> environment variables, as the Functions app reads its app settings.</summary>
-    private static Dictionary<string, string?> SettingsFromEnvironment()
+    /// <summary>With <c>--verbose</c>, logs go to standard error (standard output holds the command's results); otherwise none.</summary>
+    public static void ConfigureLogging(ILoggingBuilder logging, bool verbose)
     {
-        var settings = new Dictionary<string, string?>(StringComparer.OrdinalIgnoreCase);
-        foreach (System.Collections.DictionaryEntry variable in Environment.GetEnvironmentVariables())
+        if (verbose)
         {
-            if (variable.Key is string name && name.StartsWith("Wuerstchen__", StringComparison.OrdinalIgnoreCase))
-                settings[name.Replace("__", ":", StringComparison.Ordinal)] = variable.Value as string;
+            logging.AddSimpleConsole(console => console.SingleLine = true).SetMinimumLevel(LogLevel.Information);
+            logging.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(console => console.LogToStandardErrorThreshold = LogLevel.Trace);
         }
-        return settings;
+        else
+        {
+            logging.SetMinimumLevel(LogLevel.None);
+        }
     }
 
     /// <summary>A model option that names an existing folder is registered under its full path; a name stays a name.</summary>
@@ -147,7 +115,7 @@ public sealed class LocalEngine : IAsyncDisposable
         if (option is null || !Directory.Exists(option))
             return option;
         string path = Path.GetFullPath(option);
-        values[$"Wuerstchen:Models:Paths:{path}"] = path;
+        values[$"{ModelOptions.Section}:Paths:{path}"] = path;
         return path;
     }
 

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Options;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Hub;
@@ -9,20 +10,22 @@ namespace Wuerstchen.Cli;
 public sealed class ModelUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
 
 /// <summary>
-/// Makes sure the models a command names are on disk before any work starts: a published model that is missing is
-/// downloaded into the model root's Hugging Face cache, unless offline; then, or when the Hub cannot be reached, the
-/// command fails at once with the list of missing files.
+/// Checks, before any work starts, that a command can run: the device is there, and the models it names are on disk.
+/// A published model that is missing is downloaded into the model root's Hugging Face cache, unless offline; then, or
+/// when the Hub cannot be reached, the command fails at once with the list of missing files.
 /// </summary>
 public static class ModelAvailability
 {
     public static async Task EnsureAsync(EngineSettings settings, CancellationToken cancellationToken)
     {
-        string root = settings.ModelsRoot ?? LocalEngine.DefaultModelsRoot();
+        var configuration = CliConfiguration.Build(settings);
+        DeviceCheck.Ensure(configuration[$"{ModelOptions.Section}:Device"] ?? "cpu", settings.Device is null ? "Wuerstchen__Models__Device" : "--device");
+        string root = CliConfiguration.ModelsRoot(configuration);
         var locator = new ModelLocator(Options.Create(new ModelOptions { Root = root }));
         foreach (string model in new[] { settings.PriorModel ?? ModelNames.DefaultPrior, settings.DecoderModel ?? ModelNames.DefaultDecoder })
         {
             // Fine-tuned versions live in the store and are materialised when first used.
-            if (Directory.Exists(model) || locator.Exists(model) || FineTunedModels.TryParse(model, out _, out _))
+            if (Directory.Exists(model) || locator.Exists(model) || FineTunedModels.TryParse(model, out _))
                 continue;
             if (!model.Contains('/'))
             {
@@ -46,7 +49,8 @@ public static class ModelAvailability
         using var client = new HuggingFaceHubClient(options);
         try
         {
-            Console.WriteLine($"Fetching {repoId} from {options.Endpoint} into {options.CacheDirectory}…");
+            if (!options.Offline)
+                Console.WriteLine($"Fetching {repoId} from {options.Endpoint} into {options.CacheDirectory}…");
             var snapshot = await client.DownloadSnapshotAsync(repoId, variant: variant, progress: new DownloadLines(), cancellationToken: cancellationToken);
             Console.WriteLine($"{repoId}: {snapshot.Files.Count} files at {snapshot.Directory}{(snapshot.FromCache ? " (from the cache)" : "")}");
             return snapshot;

@@ -6,35 +6,62 @@ using Wuerstchen.Models.Loading;
 using Wuerstchen.Pipeline.Conversion;
 using Wuerstchen.Pipeline.Inspection;
 using Wuerstchen.Pipeline.Models;
+using Wuerstchen.Pipeline.Storage;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Options;
 
 namespace Wuerstchen.Cli;
 
-public class ModelsSettings : CommandSettings
+/// <summary>The options of <c>models …</c>: the model root, and the store whose fine-tuned versions <c>list</c> and <c>inspect</c> show.</summary>
+public class ModelsSettings : CliSettings
 {
-    [CommandOption("--models <DIR>")]
-    [Description("Folder holding the model repositories. Default: $HF_HOME (~/.cache/huggingface).")]
-    public string? ModelsRoot { get; init; }
+    /// <summary>The configuration these options and the environment give (<see cref="CliConfiguration"/>).</summary>
+    public Microsoft.Extensions.Configuration.IConfigurationRoot Configuration() => CliConfiguration.Build(this);
 
-    [CommandOption("-v|--verbose")]
-    [Description("Print stack traces of errors.")]
-    public bool Verbose { get; init; }
+    /// <summary>The fine-tuned versions of the configured store; null when it is a local store that does not exist yet.</summary>
+    public FineTunedModels? FineTuned(Microsoft.Extensions.Configuration.IConfiguration configuration)
+    {
+        var storage = CliConfiguration.Storage(configuration);
+        if (storage.Validate() is { Count: > 0 } errors)
+            throw new CliUsageException("The store settings are not valid: " + string.Join(" ", errors));
+        if (storage.Kind == StorageKind.FileSystem && !Directory.Exists(storage.RootPath))
+            return null;
+        var modelOptions = configuration.GetSection(ModelOptions.Section).Get<ModelOptions>() ?? new ModelOptions();
+        modelOptions.Root = CliConfiguration.ModelsRoot(configuration);
+        return new FineTunedModels(BlobStoreFactory.Create(storage), Options.Create(modelOptions));
+    }
 
-    public string Root => ModelsRoot ?? LocalEngine.DefaultModelsRoot();
+    public ModelLocator Locator(Microsoft.Extensions.Configuration.IConfiguration configuration, FineTunedModels? fineTuned)
+    {
+        var modelOptions = configuration.GetSection(ModelOptions.Section).Get<ModelOptions>() ?? new ModelOptions();
+        modelOptions.Root = CliConfiguration.ModelsRoot(configuration);
+        return new ModelLocator(Options.Create(modelOptions), fineTuned);
+    }
 }
 
-/// <summary><c>wuerstchen models list</c>: the model folders under the root, as names generation requests can use.</summary>
-public sealed class ModelsListCommand : Command<ModelsSettings>
+/// <summary><c>wuerstchen models list</c>: the model folders under the root and the fine-tuned versions in the store, as names requests can use.</summary>
+public sealed class ModelsListCommand : AsyncCommand<ModelsSettings>
 {
-    public override int Execute(CommandContext context, ModelsSettings settings, CancellationToken cancellationToken)
+    public override async Task<int> ExecuteAsync(CommandContext context, ModelsSettings settings, CancellationToken cancellationToken)
     {
-        var found = ModelCatalog.Find(settings.Root);
-        if (found.Count == 0)
-        {
-            Console.WriteLine($"No models under {Path.GetFullPath(settings.Root)}; fetch one with `wuerstchen models download warp-ai/wuerstchen-prior`.");
-            return ExitCodes.Success;
-        }
+        var configuration = settings.Configuration();
+        string root = CliConfiguration.ModelsRoot(configuration);
+        var found = ModelCatalog.Find(root);
         foreach (var (name, kind, path) in found)
             Console.WriteLine($"{name}\t{kind}\t{path}");
+        var published = settings.FineTuned(configuration) is { } fineTuned ? await fineTuned.ListAsync(cancellationToken) : [];
+        foreach (var model in published)
+        {
+            foreach (var version in model.Revisions)
+            {
+                bool newest = version.Revision == model.Latest.Revision;
+                string name = newest ? version.Name : version.RevisionName;
+                Console.WriteLine($"{name}\tfine-tuned\t{version.Steps} steps of {version.Recipe.Name} on {version.BasePrior}, revision {version.Revision}" +
+                                  $"{(newest ? " (newest)" : "")}, {version.CreatedAt:yyyy-MM-dd HH:mm}Z; raw weights: {(newest ? version.RawName : version.RawRevisionName)}");
+            }
+        }
+        if (found.Count == 0 && published.Count == 0)
+            Console.WriteLine($"No models under {root} and no fine-tuned versions in {StoreLocation.Describe(configuration, "models/")}; fetch one with `wuerstchen models download warp-ai/wuerstchen-prior`.");
         return ExitCodes.Success;
     }
 }
@@ -59,19 +86,19 @@ public sealed class ModelsDownloadCommand : AsyncCommand<ModelsDownloadCommand.S
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        var options = ModelAvailability.HubOptionsFor(settings.Root, settings.Offline);
+        var options = ModelAvailability.HubOptionsFor(CliConfiguration.ModelsRoot(settings.Configuration()), settings.Offline);
         await ModelAvailability.DownloadAsync(settings.Repository, options, settings.Fp16 ? "fp16" : null, cancellationToken);
         return ExitCodes.Success;
     }
 }
 
-/// <summary><c>wuerstchen models inspect NAME|DIR</c>: components, configs, parameter counts, dtypes, checksums.</summary>
+/// <summary><c>wuerstchen models inspect NAME|DIR</c>: components, configs, parameter counts, dtypes, checksums; a fine-tuned version's training too.</summary>
 public sealed class ModelsInspectCommand : AsyncCommand<ModelsInspectCommand.Settings>
 {
     public sealed class Settings : ModelsSettings
     {
         [CommandArgument(0, "<MODEL>")]
-        [Description("A model name under --models or a model folder.")]
+        [Description("A model name under --models, a model folder, or a fine-tuned version (finetuned/{id}[/{revision}][/raw]) in the store.")]
         public string Model { get; init; } = "";
 
         [CommandOption("--json")]
@@ -83,16 +110,40 @@ public sealed class ModelsInspectCommand : AsyncCommand<ModelsInspectCommand.Set
         public bool NoChecksums { get; init; }
     }
 
+    private static readonly JsonSerializerOptions JsonOptions = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
-        string folder = Directory.Exists(settings.Model)
-            ? settings.Model
-            : new ModelLocator(Microsoft.Extensions.Options.Options.Create(new ModelOptions { Root = settings.Root })).Resolve(settings.Model);
+        var configuration = settings.Configuration();
+        ModelVersion? version = null;
+        string folder;
+        if (Directory.Exists(settings.Model))
+        {
+            folder = settings.Model;
+        }
+        else
+        {
+            var fineTuned = FineTunedModels.TryParse(settings.Model, out _) ? settings.FineTuned(configuration) : null;
+            var locator = settings.Locator(configuration, fineTuned);
+            string name = locator.Pin(settings.Model);
+            if (fineTuned is not null && FineTunedModels.TryParse(name, out var parsed) && parsed.Revision is not null)
+                version = await fineTuned.GetAsync(parsed.VersionId, parsed.Revision, cancellationToken);
+            folder = locator.Resolve(name);
+        }
         var report = await new ModelInspector(new InspectionOptions { ComputeSha256 = !settings.NoChecksums }).InspectAsync(folder, cancellationToken);
         if (settings.Json)
         {
-            Console.WriteLine(JsonSerializer.Serialize(report, new JsonSerializerOptions(JsonSerializerDefaults.Web) { WriteIndented = true }));
+            var node = JsonSerializer.SerializeToNode(report, JsonOptions)!.AsObject();
+            if (version is not null)
+                node["fineTuned"] = JsonSerializer.SerializeToNode(version, JsonOptions);
+            Console.WriteLine(node.ToJsonString(JsonOptions));
             return ExitCodes.Success;
+        }
+        if (version is not null)
+        {
+            Console.WriteLine($"{version.RevisionName}: fine-tuned from {version.BasePrior} for {version.Steps} steps ({version.Recipe.Name} recipe), " +
+                              $"final loss {version.FinalLoss?.ToString("F4", System.Globalization.CultureInfo.InvariantCulture) ?? "–"}, published {version.CreatedAt:yyyy-MM-dd HH:mm}Z");
+            Console.WriteLine($"  dataset {version.Dataset} ({version.DatasetItems} items, version {version.DatasetVersion[..Math.Min(12, version.DatasetVersion.Length)]}), run {version.RunId}");
         }
         Console.WriteLine($"{report.Root}{(report.PipelineClass is null ? "" : $" ({report.PipelineClass})")}");
         foreach (var component in report.Components)
@@ -106,7 +157,12 @@ public sealed class ModelsInspectCommand : AsyncCommand<ModelsInspectCommand.Set
     }
 }
 
-/// <summary><c>wuerstchen models convert CHECKPOINT OUTPUT</c>: a pickled PyTorch state dict to safetensors, without running pickle code.</summary>
+/// <summary>
+/// <c>wuerstchen models convert CHECKPOINT OUTPUT</c>: a pickled PyTorch state dict to safetensors, without running
+/// pickle code. OUTPUT is a <c>.safetensors</c> file or a folder (which gets <c>model.safetensors</c>); when the
+/// tensors are a model this project knows (the EfficientNet encoder), its <c>config.json</c> is written beside them,
+/// so the folder loads as it is.
+/// </summary>
 public sealed class ModelsConvertCommand : AsyncCommand<ModelsConvertCommand.Settings>
 {
     public sealed class Settings : ModelsSettings
@@ -116,7 +172,7 @@ public sealed class ModelsConvertCommand : AsyncCommand<ModelsConvertCommand.Set
         public string Checkpoint { get; init; } = "";
 
         [CommandArgument(1, "<OUTPUT>")]
-        [Description("The .safetensors file to write (atomically).")]
+        [Description("The .safetensors file to write (atomically), or a folder to write model.safetensors and config.json into.")]
         public string Output { get; init; } = "";
 
         [CommandOption("--key <KEY>")]
@@ -136,6 +192,8 @@ public sealed class ModelsConvertCommand : AsyncCommand<ModelsConvertCommand.Set
         {
             if (!File.Exists(Checkpoint))
                 return ValidationResult.Error($"The checkpoint '{Checkpoint}' does not exist.");
+            if (!Output.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) && File.Exists(Output))
+                return ValidationResult.Error($"OUTPUT '{Output}' is a file but not .safetensors; give a .safetensors file or a folder.");
             if (!Enum.TryParse<ConversionDType>(DType, ignoreCase: true, out _))
                 return ValidationResult.Error($"--dtype must be keep, float32 or float16, not '{DType}'.");
             return Renames.All(r => r.Contains('=')) ? ValidationResult.Success() : ValidationResult.Error("--rename takes FROM=TO.");
@@ -150,8 +208,13 @@ public sealed class ModelsConvertCommand : AsyncCommand<ModelsConvertCommand.Set
             DType = Enum.Parse<ConversionDType>(settings.DType, ignoreCase: true),
             Renames = settings.Renames.Select(r => r.Split('=', 2)).Select(p => new KeyRename(p[0], p[1])).ToArray(),
         };
-        var result = await new PickleCheckpointConverter().ConvertAsync(settings.Checkpoint, settings.Output, options, cancellationToken);
+        bool toFolder = !settings.Output.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase);
+        string output = toFolder ? Path.Combine(settings.Output, ConvertedModelConfig.WeightsFile) : settings.Output;
+        if (toFolder)
+            Directory.CreateDirectory(settings.Output);
+        var result = await new PickleCheckpointConverter().ConvertAsync(settings.Checkpoint, output, options, cancellationToken);
         Console.WriteLine($"Wrote {Path.GetFullPath(result.OutputPath)}: {result.TensorCount} tensors, {result.ParameterCount:N0} parameters{(result.SourceKey is null ? "" : $" from '{result.SourceKey}'")}");
+        Console.WriteLine(ConvertedModelConfig.WriteBeside(result.OutputPath));
         return ExitCodes.Success;
     }
 }

@@ -9,7 +9,7 @@ Console.CancelKeyPress += (_, e) =>
     if (!cancellation.IsCancellationRequested)
     {
         e.Cancel = true;
-        Console.Error.WriteLine("Stopping…");
+        Console.Error.WriteLine("Stopping… (press Ctrl+C again to force an exit)");
         cancellation.Cancel();
     }
 };
@@ -19,6 +19,7 @@ app.Configure(config =>
 {
     config.SetApplicationName("wuerstchen");
     config.PropagateExceptions();
+    config.UseStrictParsing();
     config.AddCommand<GenerateCommand>("generate")
         .WithDescription("Generate images of a prompt (PNG files with the recipe embedded).")
         .WithExample("generate", "\"a red pokemon with wings\"", "--width", "1024", "--height", "1536", "--seed", "7");
@@ -29,17 +30,17 @@ app.Configure(config =>
         .WithDescription("Serve the HTTP API and the web app on this machine (the same routes as the Functions app).")
         .WithExample("serve", "--port", "7071");
     config.AddCommand<FineTuneCommand>("finetune")
-        .WithDescription("Fine-tune Stage C on a captioned folder into a new model version; resumable.")
+        .WithDescription("Fine-tune Stage C on a captioned folder into a new model version; resumable, and extended by the same command with more --steps.")
         .WithExample("finetune", "pokemon/", "--steps", "5000", "--recipe", "blog");
     config.AddBranch<ModelsSettings>("models", models =>
     {
         models.SetDescription("List, download, inspect and convert models.");
-        models.AddCommand<ModelsListCommand>("list").WithDescription("The models under the model root.");
+        models.AddCommand<ModelsListCommand>("list").WithDescription("The models under the model root and the fine-tuned versions in the store.");
         models.AddCommand<ModelsDownloadCommand>("download").WithDescription("Fetch a Hub repository's pipeline files (resumable, verified).")
             .WithExample("models", "download", "warp-ai/wuerstchen-prior");
-        models.AddCommand<ModelsInspectCommand>("inspect").WithDescription("Components, configs, parameter counts, dtypes and checksums.");
-        models.AddCommand<ModelsConvertCommand>("convert").WithDescription("A pickled PyTorch checkpoint to safetensors, without running pickle code.")
-            .WithExample("models", "convert", "model_v2_stage_b.pt", "effnet/model.safetensors", "--key", "effnet_state_dict");
+        models.AddCommand<ModelsInspectCommand>("inspect").WithDescription("Components, configs, parameter counts, dtypes and checksums (fine-tuned versions too).");
+        models.AddCommand<ModelsConvertCommand>("convert").WithDescription("A pickled PyTorch checkpoint to safetensors (and a loadable model folder), without running pickle code.")
+            .WithExample("models", "convert", "model_v2_stage_b.pt", "effnet/", "--key", "effnet_state_dict");
     });
 });
 
@@ -56,7 +57,11 @@ catch (OperationCanceledException) when (cancellation.IsCancellationRequested)
 }
 catch (CommandAppException e)
 {
-    return Errors.Invalid(e.Message);
+    return Errors.Invalid(OptionErrors.Describe(e, args));
+}
+catch (Exception e) when (e is CliUsageException or SettingsFileException)
+{
+    return Errors.Report(verbose ? e.ToString() : e.Message, ExitCodes.InvalidInput);
 }
 catch (Microsoft.Extensions.Options.OptionsValidationException e)
 {
@@ -67,9 +72,9 @@ catch (Microsoft.Extensions.Options.OptionsValidationException e)
 }
 catch (Exception e) when (e is ModelUnavailableException or UnknownModelException or Wuerstchen.Pipeline.Hub.HubCacheMissException)
 {
-    return verbose ? Errors.ModelUnavailable(e.ToString()) : Errors.ModelUnavailable(e.Message);
+    return Errors.Report(verbose ? e.ToString() : e.Message, ExitCodes.ModelUnavailable);
 }
 catch (Exception e)
 {
-    return verbose ? Errors.Failed(e.ToString()) : Errors.Failed(e.Message);
+    return Errors.Report(verbose ? e.ToString() : e.Message, ExitCodes.Failed);
 }

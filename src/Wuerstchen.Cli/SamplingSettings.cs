@@ -55,10 +55,17 @@ public class SamplingSettings : EngineSettings
         var result = base.Validate();
         if (!result.Successful)
             return result;
-        return PriorTimesteps is not null && ParseTimesteps() is null
-            ? ValidationResult.Error($"--prior-timesteps '{PriorTimesteps}' is not a comma-separated list of numbers.")
-            : ValidationResult.Success();
+        if (PriorTimesteps is not null && ParseTimesteps() is null)
+            return ValidationResult.Error($"--prior-timesteps '{PriorTimesteps}' is not a comma-separated list of numbers.");
+        return OutputFolderError("--output", Output) ?? ValidationResult.Success();
     }
+
+    /// <summary>The generation request's fields as these options, where the names differ (the rest are kebab-case: priorSteps → --prior-steps).</summary>
+    public static readonly IReadOnlyDictionary<string, string> Options = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["prompt"] = "PROMPT",
+        ["negativePrompt"] = "--negative",
+    };
 
     /// <summary>The request these options describe; prompt fields are the command's to fill.</summary>
     public GenerationRequest ToRequest(LocalEngine engine) => new()

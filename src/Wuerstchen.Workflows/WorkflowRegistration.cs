@@ -30,8 +30,8 @@ public static class WorkflowRegistration
         registry.AddActivityFunc<BulkManifestInput, BulkSummary>(BulkActivities.WriteManifest,
             (_, input) => services.GetRequiredService<BulkActivities>().WriteManifestAsync(input, stopping));
         registry.AddOrchestratorFunc<FineTuneInput, FineTuneResult?>(FineTuneOrchestration.Name, (context, input) => FineTuneOrchestration.RunAsync(context, input));
-        registry.AddActivityFunc<string, Pipeline.Training.PreparedSummary>(FineTuneActivities.Prepare,
-            (_, runId) => services.GetRequiredService<FineTuneActivities>().PrepareAsync(runId, stopping));
+        registry.AddActivityFunc<PrepareWork, Pipeline.Training.PreparedSummary>(FineTuneActivities.Prepare,
+            (_, work) => services.GetRequiredService<FineTuneActivities>().PrepareAsync(work, stopping));
         registry.AddActivityFunc<ChunkWork, Pipeline.Training.ChunkOutcome>(FineTuneActivities.TrainChunk,
             (_, work) => services.GetRequiredService<FineTuneActivities>().TrainChunkAsync(work, stopping));
         registry.AddActivityFunc<GridWork, string>(FineTuneActivities.RenderGrid,

@@ -32,16 +32,18 @@ public static class CliProcess
         return Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start.");
     }
 
-    public static async Task<CliResult> RunAsync(IEnumerable<string> arguments, IDictionary<string, string?>? environment = null, CancellationToken cancellationToken = default)
+    /// <param name="timeout">How long the command may run before it is killed (and the test fails); default 3 minutes.</param>
+    public static async Task<CliResult> RunAsync(IEnumerable<string> arguments, IDictionary<string, string?>? environment = null, CancellationToken cancellationToken = default,
+        TimeSpan? timeout = null)
     {
         using var process = Start(arguments, environment);
         var output = process.StandardOutput.ReadToEndAsync(cancellationToken);
         var error = process.StandardError.ReadToEndAsync(cancellationToken);
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        timeout.CancelAfter(TimeSpan.FromMinutes(3));
+        using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        limit.CancelAfter(timeout ?? TimeSpan.FromMinutes(3));
         try
         {
-            await process.WaitForExitAsync(timeout.Token);
+            await process.WaitForExitAsync(limit.Token);
         }
         catch (OperationCanceledException)
         {

@@ -28,8 +28,12 @@ public sealed class CliTests : IDisposable
             "--prior-steps", "3", "--decoder-steps", "2", "-o", output, .. CliProcess.FixtureModels(), .. Store()], cancellationToken: Token);
 
         Assert.True(result.ExitCode == 0, result.ToString());
-        Assert.Contains("Stage C (prior)", result.Output);
-        Assert.Contains("Stage B (decoder)", result.Output);
+        // Without a terminal: every step of every stage, in order, and no raw status words.
+        string[] progress = result.Output.Split('\n', StringSplitOptions.TrimEntries).Where(l => l.StartsWith("Stage ", StringComparison.Ordinal)).ToArray();
+        Assert.Equal(["Stage C (prior): starting (3 steps)", "Stage C (prior): step 1/3", "Stage C (prior): step 2/3", "Stage C (prior): step 3/3",
+            "Stage B (decoder): starting (2 steps)", "Stage B (decoder): step 1/2", "Stage B (decoder): step 2/2",
+            "Stage A (decode): starting (1 step)", "Stage A (decode): step 1/1"], progress);
+        Assert.DoesNotContain(result.Output.Split('\n', StringSplitOptions.TrimEntries), l => l is "Pending" or "Running" or "Completed");
         string[] files = Directory.GetFiles(output, "*.png").Order(StringComparer.Ordinal).ToArray();
         Assert.Equal(2, files.Length);
         foreach (string file in files)
@@ -43,9 +47,15 @@ public sealed class CliTests : IDisposable
     {
         var result = await CliProcess.RunAsync(["generate", "x", "-W", "1000", "-i", "99", .. CliProcess.FixtureModels(), .. Store()], cancellationToken: Token);
         Assert.Equal(2, result.ExitCode);
-        Assert.Contains("error: width: 1000 px is not a multiple of 128; the nearest valid sizes are 896 and 1024.", result.Error);
-        Assert.Contains("error: images:", result.Error);
+        Assert.Contains("error: --width: 1000 px is not a multiple of 128; the nearest valid sizes are 896 and 1024.", result.Error);
+        Assert.Contains("error: --images:", result.Error);
         Assert.DoesNotContain("   at ", result.Error);
+
+        var steps = await CliProcess.RunAsync(["generate", "x", "--prior-steps", "999", "--decoder-guidance", "99", .. CliProcess.FixtureModels(), .. Store()], cancellationToken: Token);
+        Assert.Equal(2, steps.ExitCode);
+        Assert.Contains("error: --prior-steps: 999 is outside 1 … 200.", steps.Error);
+        Assert.Contains("error: --decoder-guidance:", steps.Error);
+        Assert.DoesNotContain("priorSteps", steps.Error);
     }
 
     [Fact]
@@ -57,6 +67,12 @@ public sealed class CliTests : IDisposable
         Assert.Equal(3, offline.ExitCode);
         Assert.Contains("warp-ai/wuerstchen-prior", offline.Error);
         Assert.Contains("offline", offline.Error);
+
+        var flag = await CliProcess.RunAsync(["generate", "a cat", "--models", _temp.File("empty-root"), "--offline", .. Store()], cancellationToken: Token);
+        Assert.Equal(3, flag.ExitCode);
+        Assert.DoesNotContain("Fetching", flag.Output);
+        Assert.Contains("offline mode is on (HF_HUB_OFFLINE=1 or --offline)", flag.Error);
+        Assert.DoesNotContain("HubOptions", flag.Error);
 
         var unreachable = await CliProcess.RunAsync(["generate", "a cat", "--models", _temp.File("empty-root"), .. Store()],
             new Dictionary<string, string?> { ["HF_ENDPOINT"] = "http://127.0.0.1:9" }, Token);
@@ -76,6 +92,11 @@ public sealed class CliTests : IDisposable
         var first = await CliProcess.RunAsync(arguments, cancellationToken: Token);
         Assert.Equal(1, first.ExitCode);
         Assert.Contains("3 succeeded, 0 failed, 1 rejected of 4", first.Output);
+        // The rejected line is on standard error, in a JSON writer's terms, not .NET's.
+        string rejected = Assert.Single(first.Error.Trim().Split('\n'));
+        Assert.StartsWith("error: rejected: line 3: not JSON (", rejected);
+        foreach (string internals in new[] { "LineNumber", "BytePositionInLine", "BulkJobParser", "PromptLine", "Wuerstchen." })
+            Assert.DoesNotContain(internals, first.Error + File.ReadAllText(Path.Combine(output, "manifest.jsonl")));
         var manifest = File.ReadAllLines(Path.Combine(output, "manifest.jsonl")).Select(l => JsonDocument.Parse(l).RootElement).ToArray();
         Assert.Equal(["succeeded", "succeeded", "rejected", "succeeded"], manifest.Select(e => e.GetProperty("status").GetString()));
         foreach (var entry in manifest.Where(e => e.GetProperty("status").GetString() == "succeeded"))
@@ -115,7 +136,9 @@ public sealed class CliTests : IDisposable
         await process.WaitForExitAsync(Token).WaitAsync(TimeSpan.FromMinutes(1), Token);
 
         Assert.Equal(130, process.ExitCode);
-        Assert.Contains("Cancelled", await error);
+        string stderr = await error;
+        Assert.Contains("Stopping… (press Ctrl+C again to force an exit)", stderr);
+        Assert.Contains("Cancelled", stderr);
         int last = StepOf(progress);
         TestContext.Current.TestOutputHelper?.WriteLine($"Stage C was at step {atSignal} of 200 at Ctrl+C and stopped after step {last}; the command exited {stopping.Elapsed.TotalSeconds:F1} s after Ctrl+C.");
         Assert.True(last <= atSignal + 3, $"Stage C went on from step {atSignal} to step {last} after Ctrl+C");

@@ -35,7 +35,8 @@ public static class ParityFixtures
         return Path.GetFullPath(Path.Combine(RepositoryRoot(), "..", "shared", "fixtures", "parity"));
     }
 
-    private static string RepositoryRoot()
+    /// <summary>The folder holding Wuerstchen.Functions.sln above the test binaries.</summary>
+    public static string RepositoryRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {

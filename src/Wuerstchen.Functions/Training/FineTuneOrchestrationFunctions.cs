@@ -14,8 +14,8 @@ public sealed class FineTuneOrchestrationFunctions(FineTuneActivities activities
         FineTuneOrchestration.RunAsync(context, context.GetInput<FineTuneInput>()!);
 
     [Function(FineTuneActivities.Prepare)]
-    public Task<PreparedSummary> Prepare([ActivityTrigger] string runId, CancellationToken cancellationToken) =>
-        activities.PrepareAsync(runId, cancellationToken);
+    public Task<PreparedSummary> Prepare([ActivityTrigger] PrepareWork work, CancellationToken cancellationToken) =>
+        activities.PrepareAsync(work, cancellationToken);
 
     [Function(FineTuneActivities.TrainChunk)]
     public Task<ChunkOutcome> TrainChunk([ActivityTrigger] ChunkWork work, CancellationToken cancellationToken) =>

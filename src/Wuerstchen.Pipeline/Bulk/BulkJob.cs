@@ -56,7 +56,7 @@ public static partial class BulkJobParser
         }
         catch (JsonException e)
         {
-            return (null, new BulkJobRejection($"The message is not JSON: {e.Message}"));
+            return (null, new BulkJobRejection($"The message is not JSON: {JsonErrors.Describe(e)}"));
         }
 
         using (document)
@@ -95,7 +95,7 @@ public static partial class BulkJobParser
             }
             catch (JsonException e)
             {
-                return (null, new BulkJobRejection($"settings: {e.Message}"));
+                return (null, new BulkJobRejection($"settings: {JsonErrors.Describe(e)}"));
             }
         }
 
@@ -154,7 +154,7 @@ public static partial class BulkJobParser
         }
         catch (JsonException e)
         {
-            return (null, e.Message);
+            return (null, JsonErrors.Describe(e));
         }
         catch (InvalidOperationException e)
         {

@@ -121,7 +121,7 @@ public static class BulkPlanner
             }
             catch (JsonException e)
             {
-                prompts.Add((null, $"line {lineNumber}: not JSON ({e.Message})"));
+                prompts.Add((null, $"line {lineNumber}: not JSON ({JsonErrors.Describe(e)})"));
             }
         }
         return prompts;

@@ -43,7 +43,7 @@ public sealed class HuggingFaceHubClient : IDisposable
         HubRepoCache.Validate(repoId, revision);
         var cache = new HubRepoCache(Options.CacheDirectory, repoId);
         if (Options.Offline)
-            return FromCache(cache, repoId, revision, variant, "offline mode is on (HF_HUB_OFFLINE or HubOptions.Offline)", null);
+            return FromCache(cache, repoId, revision, variant, "offline mode is on (HF_HUB_OFFLINE=1 or --offline)", null);
 
         RepoListing listing;
         try

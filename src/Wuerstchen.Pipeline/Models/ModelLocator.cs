@@ -34,7 +34,7 @@ public sealed partial class ModelLocator(IOptions<ModelOptions> options, FineTun
             candidates.Add(Path.GetFullPath(explicitPath));
         if (!IsWellFormed(name) || string.IsNullOrWhiteSpace(options.Value.Root))
             return candidates.FirstOrDefault(IsModelFolder);
-        if (fineTuned is not null && FineTunedModels.TryParse(name, out _, out _))
+        if (fineTuned is not null && FineTunedModels.TryParse(name, out _))
         {
             string? local = fineTuned.TryLocal(name);
             candidates.Add(local ?? $"{name} in the model store (not yet materialised)");
@@ -58,13 +58,20 @@ public sealed partial class ModelLocator(IOptions<ModelOptions> options, FineTun
     {
         if (TryResolve(name, out var searched) is { } path)
             return path;
-        if (fineTuned is not null && FineTunedModels.TryParse(name, out _, out _) && fineTuned.Exists(name))
+        if (fineTuned is not null && FineTunedModels.TryParse(name, out _) && fineTuned.Exists(name))
             return fineTuned.Materialise(name, Resolve);
         throw new UnknownModelException(name, searched);
     }
 
+    /// <summary>
+    /// The name a request should carry: a fine-tuned name without a revision becomes the newest revision's name
+    /// (<see cref="FineTunedModels.PinAsync"/>), so what the request computes, caches and records follows the weights it
+    /// was given; any other name is returned as it is.
+    /// </summary>
+    public string Pin(string name) => fineTuned is not null && FineTunedModels.TryParse(name, out _) ? fineTuned.Pin(name) : name;
+
     public bool Exists(string name) =>
-        TryResolve(name, out _) is not null || (fineTuned is not null && FineTunedModels.TryParse(name, out _, out _) && fineTuned.Exists(name));
+        TryResolve(name, out _) is not null || (fineTuned is not null && FineTunedModels.TryParse(name, out _) && fineTuned.Exists(name));
 
     /// <summary>
     /// Why <paramref name="name"/> cannot serve as <paramref name="role"/>, naming the models that can; null when it
@@ -73,7 +80,7 @@ public sealed partial class ModelLocator(IOptions<ModelOptions> options, FineTun
     /// </summary>
     public string? Problem(string name, ModelRole role)
     {
-        if (FineTunedModels.TryParse(name, out _, out _))
+        if (FineTunedModels.TryParse(name, out _))
         {
             if (role != ModelRole.Prior)
                 return $"'{name}' is a fine-tuned Stage C model; {ModelRoles.Describe(role)} needs a {ModelRoles.PipelineClass(role)}. {Valid(role)}";

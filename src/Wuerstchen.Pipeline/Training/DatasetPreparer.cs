@@ -5,6 +5,7 @@ using TorchSharp;
 using Wuerstchen.Models.Effnet;
 using Wuerstchen.Models.IO;
 using Wuerstchen.Models.Loading;
+using Wuerstchen.Models.Text;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
 using static TorchSharp.torch;
@@ -18,10 +19,14 @@ public sealed record PreparedItem(string Name, string Key);
 /// What training reads: the items whose latents and text embeddings are in the cache, in name order, and the
 /// problems of the others. Stored as <c>training/runs/{run}/prepared.json</c>.
 /// </summary>
-public sealed record PreparedDataset(string RunId, string DatasetVersion, string EncoderKey, IReadOnlyList<PreparedItem> Items, IReadOnlyList<DatasetProblem> Problems);
+public sealed record PreparedDataset(string RunId, string DatasetVersion, string EncoderKey, IReadOnlyList<PreparedItem> Items, IReadOnlyList<DatasetProblem> Problems,
+    IReadOnlyList<LongCaption>? LongCaptions = null);
+
+/// <summary>A caption longer than the text encoder reads (CLIP: 77 tokens with its start and end tokens): it trains on the first 77.</summary>
+public sealed record LongCaption(string Name, int Tokens, int Kept);
 
 /// <summary>The outcome of preparing, small enough for an orchestration's history.</summary>
-public sealed record PreparedSummary(string DatasetVersion, int Items, int Problems, int Computed, int Reused);
+public sealed record PreparedSummary(string DatasetVersion, int Items, int Problems, int Computed, int Reused, int LongCaptions = 0);
 
 /// <summary>
 /// The prepare step: reads and checks the dataset, then computes per item the EfficientNet latents ((e + 1)/42 of
@@ -34,12 +39,14 @@ public sealed partial class DatasetPreparer(IBlobStore store, ModelLocator locat
     public const string LatentsTensor = "latents";
     public const string TextTensor = "text";
 
-    public async Task<PreparedSummary> PrepareAsync(FineTuneRun run, CancellationToken cancellationToken)
+    /// <param name="startId">The start preparing it, named in the progress it publishes.</param>
+    public async Task<PreparedSummary> PrepareAsync(FineTuneRun run, CancellationToken cancellationToken, string? startId = null)
     {
         var settings = options.Value;
         var source = DatasetSources.Open(run.Dataset, store, settings);
         var manifest = await DatasetScanner.ScanAsync(source, DatasetLimits.From(settings), cancellationToken).ConfigureAwait(false);
         await BlobJson.WriteAsync(store, TrainingBlobs.DatasetManifest(run.RunId), manifest, cancellationToken).ConfigureAwait(false);
+        var longCaptions = LongCaptions(run, manifest.Items);
 
         string encoderKey = EncoderKey(run);
         var problems = manifest.Problems.ToList();
@@ -62,6 +69,15 @@ public sealed partial class DatasetPreparer(IBlobStore store, ModelLocator locat
 
         int computed = 0;
         bool needEmpty = !await store.ExistsAsync(TrainingBlobs.EmptyCaption(encoderKey), cancellationToken).ConfigureAwait(false);
+        await using var progress = new TrainingProgressPublisher(store, run.RunId, 0, settings, logger);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        void Report()
+        {
+            double? perSecond = computed > 0 ? computed / clock.Elapsed.TotalSeconds : null;
+            progress.Report(new TrainingProgress(startId ?? "", TrainingProgress.Preparing, 0, run.Recipe.TotalSteps, 0, null, null, null,
+                perSecond is > 0 ? (pending.Count - computed) / perSecond : null, null, [], reused + computed, manifest.Items.Count, DateTimeOffset.UtcNow));
+        }
+        Report();
         if (pending.Count > 0 || needEmpty)
         {
             using var effnet = LoadEffnet(run);
@@ -98,6 +114,7 @@ public sealed partial class DatasetPreparer(IBlobStore store, ModelLocator locat
                     computed++;
                 }
                 LogEncoded(run.RunId, computed, pending.Count);
+                Report();
             }
             if (needEmpty)
             {
@@ -112,12 +129,36 @@ public sealed partial class DatasetPreparer(IBlobStore store, ModelLocator locat
 
         var prepared = new PreparedDataset(run.RunId, manifest.Version, encoderKey,
             manifest.Items.Where(i => keys.ContainsKey(i.Name)).Select(i => new PreparedItem(i.Name, keys[i.Name])).ToArray(),
-            problems.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray());
-        await BlobJson.WriteAsync(store, TrainingBlobs.DatasetReport(run.RunId), new { manifest.Format, manifest.Version, items = prepared.Items.Count, problems = prepared.Problems }, cancellationToken).ConfigureAwait(false);
+            problems.OrderBy(p => p.Name, StringComparer.Ordinal).ToArray(),
+            longCaptions.Where(c => keys.ContainsKey(c.Name)).ToArray());
+        await BlobJson.WriteAsync(store, TrainingBlobs.DatasetReport(run.RunId), new
+        {
+            manifest.Format,
+            manifest.Version,
+            items = prepared.Items.Count,
+            problems = prepared.Problems,
+            longCaptions = new { count = prepared.LongCaptions!.Count, items = prepared.LongCaptions },
+        }, cancellationToken).ConfigureAwait(false);
         await BlobJson.WriteAsync(store, TrainingBlobs.Prepared(run.RunId), prepared, cancellationToken).ConfigureAwait(false);
         foreach (var problem in prepared.Problems)
             LogProblem(run.RunId, problem.Name, problem.Reason);
-        return new PreparedSummary(manifest.Version, prepared.Items.Count, prepared.Problems.Count, computed, reused);
+        if (prepared.LongCaptions.Count > 0)
+            LogLongCaptions(run.RunId, prepared.LongCaptions.Count);
+        return new PreparedSummary(manifest.Version, prepared.Items.Count, prepared.Problems.Count, computed, reused, prepared.LongCaptions.Count);
+    }
+
+    /// <summary>The captions the base prior's tokenizer cuts (longer than its model length, start and end tokens included).</summary>
+    private IReadOnlyList<LongCaption> LongCaptions(FineTuneRun run, IReadOnlyList<DatasetItem> items)
+    {
+        var tokenizer = ClipTokenizer.FromDirectory(ModelRepository.Open(locator.Resolve(run.Recipe.BasePrior)).Component("tokenizer").Directory);
+        var found = new List<LongCaption>();
+        foreach (var item in items)
+        {
+            int tokens = tokenizer.Encode(item.Caption).Count;
+            if (tokens > tokenizer.ModelMaxLength)
+                found.Add(new LongCaption(item.Name, tokens, tokenizer.ModelMaxLength));
+        }
+        return found;
     }
 
     /// <summary>Reads a cache entry: (16, h, w) latents and (77, D) text states, float32 on the CPU.</summary>
@@ -208,6 +249,9 @@ public sealed partial class DatasetPreparer(IBlobStore store, ModelLocator locat
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Run {RunId}: encoded {Done} of {Total} new dataset items")]
     private partial void LogEncoded(string runId, int done, int total);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: {Count} caption(s) are longer than the text encoder reads and were cut (see the dataset report)")]
+    private partial void LogLongCaptions(string runId, int count);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Run {RunId}: dataset item {Item} {Reason}")]
     private partial void LogProblem(string runId, string item, string reason);

@@ -68,16 +68,29 @@ public static partial class FineTuneRequestValidator
         int stepsPerChunk = Range("stepsPerChunk", request.StepsPerChunk ?? options.StepsPerChunk, 1, 100_000);
         int batchSize = Range("batchSize", request.BatchSize ?? recipe.BatchSize, 1, 1024);
         int accumulation = Range("gradientAccumulation", request.GradientAccumulation ?? recipe.GradientAccumulation, 1, 1024);
-        int warmup = Range("warmupSteps", request.WarmupSteps ?? recipe.WarmupSteps, 0, MaxTotalSteps);
+        // A recipe's warm-up and EMA interval are meant for a run of its length (the blog's: 1,000 and 100 of 5,000
+        // steps). Unless the request names them, they are scaled down to take effect within a shorter run: warm-up at
+        // most a fifth of the steps, the EMA updated at least ten times. Named explicitly, they must take effect.
+        int warmup = request.WarmupSteps is { } givenWarmup
+            ? Range("warmupSteps", givenWarmup, 0, MaxTotalSteps)
+            : ScaledWarmup(recipe.WarmupSteps, totalSteps);
+        if (request.WarmupSteps is > 0 && warmup >= totalSteps && totalSteps >= 1)
+            Fail("warmupSteps", $"{warmup} is not fewer than the run's {totalSteps} steps: the learning rate would never reach its full value. Use fewer warm-up steps, or more steps.");
         int resolution = Range("resolution", request.Resolution ?? recipe.Resolution, 32, 4096);
         if (resolution % 32 != 0)
             Fail("resolution", $"{resolution} is not a multiple of 32 (the encoder's output stride).");
-        int emaEvery = Range("emaUpdateEvery", request.EmaUpdateEvery ?? recipe.EmaUpdateEvery, 1, MaxTotalSteps);
+        int emaEvery = request.EmaUpdateEvery is { } givenEvery
+            ? Range("emaUpdateEvery", givenEvery, 1, MaxTotalSteps)
+            : ScaledEmaInterval(recipe.EmaUpdateEvery, totalSteps);
+        if (request.EmaUpdateEvery is { } every && every > totalSteps && totalSteps >= 1)
+            Fail("emaUpdateEvery", $"{every} is more than the run's {totalSteps} steps: the EMA would never update, and the published EMA weights would be the base prior's. Use at most {totalSteps}, or more steps.");
         double learningRate = Number("learningRate", request.LearningRate ?? recipe.LearningRate, 0, 1, inclusiveLow: false);
         double weightDecay = Number("weightDecay", request.WeightDecay ?? recipe.WeightDecay, 0, 1);
         double maxGradNorm = Number("maxGradNorm", request.MaxGradNorm ?? recipe.MaxGradNorm, 0, 1e6);
         double captionDropout = Number("captionDropout", request.CaptionDropout ?? recipe.CaptionDropout, 0, 1);
         double emaDecay = Number("emaDecay", request.EmaDecay ?? recipe.EmaDecay, 0, 1);
+        if (emaDecay == 1.0)
+            Fail("emaDecay", "1 would keep the EMA weights at the base prior's; use a decay below 1 (the blog: 0.9, diffusers: 0.9999).");
         string precision = request.Precision ?? recipe.Precision;
         if (precision is not ("float32" or "bfloat16"))
             Fail("precision", $"'{precision}' is not float32 or bfloat16.");
@@ -166,4 +179,10 @@ public static partial class FineTuneRequestValidator
         ValidatedFineTune Result(FineTuneRun? value) =>
             new(value, errors.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.Ordinal));
     }
+
+    /// <summary>A recipe's warm-up for a run of <paramref name="totalSteps"/>: at most a fifth of it (the blog: 1,000 of 5,000).</summary>
+    public static int ScaledWarmup(int recipeWarmup, int totalSteps) => Math.Max(0, Math.Min(recipeWarmup, totalSteps / 5));
+
+    /// <summary>A recipe's EMA interval for a run of <paramref name="totalSteps"/>: at least ten updates (the blog: every 100 of 5,000).</summary>
+    public static int ScaledEmaInterval(int recipeInterval, int totalSteps) => Math.Max(1, Math.Min(recipeInterval, totalSteps / 10));
 }

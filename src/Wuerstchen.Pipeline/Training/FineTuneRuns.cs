@@ -58,13 +58,23 @@ public static class FineTuneRuns
                     continue; // a concurrent start wrote it first; compare with theirs
                 }
             }
-            if (!SameTraining(existing, run))
+            // Until its first checkpoint a run has trained nothing with its encoder, so it may change it (say, when
+            // the first start named an encoder that was missing); after that, the encoder is part of what it trains.
+            bool encoderMayChange = existing.EffnetModel != run.EffnetModel && !await HasCheckpointAsync(store, run.RunId, cancellationToken).ConfigureAwait(false);
+            if (!SameTraining(existing, encoderMayChange ? run with { EffnetModel = existing.EffnetModel } : run))
                 return RunPlanOutcome.Conflict;
             if (TrainingHashes.OfJson(existing) != TrainingHashes.OfJson(run))
                 await BlobJson.WriteAsync(store, TrainingBlobs.Run(run.RunId), run, cancellationToken).ConfigureAwait(false);
             return RunPlanOutcome.Resumed;
         }
         return RunPlanOutcome.Conflict;
+    }
+
+    private static async Task<bool> HasCheckpointAsync(IBlobStore store, string runId, CancellationToken cancellationToken)
+    {
+        await foreach (var _ in store.ListAsync(TrainingBlobs.CheckpointsPrefix(runId), cancellationToken).ConfigureAwait(false))
+            return true;
+        return false;
     }
 
     /// <summary>Whether two plans train the same weights (the step count, chunk size and validation settings may differ).</summary>

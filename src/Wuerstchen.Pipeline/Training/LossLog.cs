@@ -6,8 +6,8 @@ namespace Wuerstchen.Pipeline.Training;
 
 /// <summary>
 /// The run's loss and learning-rate points, one JSON line per optimiser step (<c>training/runs/{run}/loss.jsonl</c>).
-/// Appending a chunk first drops any points after the chunk's start, so a chunk that is run again (after a crash,
-/// or from an older checkpoint) leaves each step once.
+/// Appending a chunk's points first drops any points from the chunk's start (or its first point) on, so a chunk that
+/// writes its points as it goes, or is run again (after a crash, or from an older checkpoint), leaves each step once.
 /// </summary>
 public static class LossLog
 {
@@ -15,7 +15,8 @@ public static class LossLog
 
     public static async Task AppendAsync(IBlobStore store, string runId, int fromStep, IReadOnlyList<LossPoint> points, CancellationToken cancellationToken)
     {
-        var kept = (await ReadAsync(store, runId, cancellationToken).ConfigureAwait(false)).Where(p => p.Step <= fromStep).Concat(points);
+        int firstNew = points.Count > 0 ? Math.Min(points[0].Step, fromStep + 1) : fromStep + 1;
+        var kept = (await ReadAsync(store, runId, cancellationToken).ConfigureAwait(false)).Where(p => p.Step < firstNew).Concat(points);
         var text = new StringBuilder();
         foreach (var point in kept)
             text.Append(JsonSerializer.Serialize(point, Json)).Append('\n');
@@ -23,7 +24,11 @@ public static class LossLog
         await store.WriteAsync(TrainingBlobs.LossLog(runId), content, new BlobWriteOptions { ContentType = "application/x-ndjson" }, cancellationToken).ConfigureAwait(false);
     }
 
-    public static async Task<IReadOnlyList<LossPoint>> ReadAsync(IBlobStore store, string runId, CancellationToken cancellationToken)
+    /// <summary>Every point, in step order; a log replaced while it is read (a running chunk writes it) is read again.</summary>
+    public static Task<IReadOnlyList<LossPoint>> ReadAsync(IBlobStore store, string runId, CancellationToken cancellationToken) =>
+        BlobReads.RetryWhileReplacedAsync(() => ReadOnceAsync(store, runId, cancellationToken), cancellationToken);
+
+    private static async Task<IReadOnlyList<LossPoint>> ReadOnceAsync(IBlobStore store, string runId, CancellationToken cancellationToken)
     {
         try
         {

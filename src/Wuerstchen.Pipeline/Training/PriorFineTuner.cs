@@ -74,114 +74,134 @@ public sealed partial class PriorFineTuner(IBlobStore store, ModelLocator locato
             return new ChunkOutcome(start, recipe.TotalSteps, true, 0, checkpoint?.State.LastLoss, checkpoint?.State.LearningRate, checkpoint?.Prefix, start, lookup.Skipped);
         if (checkpoint is not null)
             LogResuming(run.RunId, start, lookup.Skipped.Count);
+        int? resumedFrom = checkpoint is null ? null : start;
+        var publisher = new TrainingProgressPublisher(store, run.RunId, start, options.Value, logger);
+        TrainingProgress Progress(int step, double? loss, double? rate, double? stepsPerSecond) => new(
+            startId ?? "", TrainingProgress.Training, step, recipe.TotalSteps, start, loss, rate, stepsPerSecond,
+            stepsPerSecond is > 0 ? (recipe.TotalSteps - step) / stepsPerSecond : null, resumedFrom, lookup.Skipped, null, null, DateTimeOffset.UtcNow);
+        publisher.Report(Progress(start, checkpoint?.State.LastLoss, checkpoint?.State.LearningRate, null));
 
-        var device = models.Inference.Device;
-        var repository = ModelRepository.Open(locator.Resolve(recipe.BasePrior));
-        var scheduler = DdpmWuerstchenScheduler.FromComponent(repository.Component("scheduler"));
-        using var prior = WuerstchenPrior.FromComponent(repository.Component("prior"), ScalarType.Float32);
-        if (checkpoint is not null)
-            Weights.CopyInto(prior, checkpoint.Raw, "raw weights");
-        prior.to(device);
-        if (recipe.Dropout)
-            prior.train();
-        else
-            prior.eval();
-
-        var computeType = recipe.Precision == "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float32;
-        using var step = new PriorTrainingStep(prior, scheduler, recipe.Optimizer, computeType);
-        using var ema = new ExponentialMovingAverage(prior.named_parameters().Select(p => (p.name, p.parameter)), recipe.Ema);
-        using var noise = new SeededNoise(recipe.Seed);
-        using var data = new SeededNoise(unchecked(recipe.Seed + StreamSpacing));
-        using var dropout = new SeededNoise(unchecked(recipe.Seed + 2 * StreamSpacing));
-        var order = new DataOrder(prepared.Items.Count);
-        double? lastLoss = null;
-        double lastRate = 0;
-        if (checkpoint is not null)
-        {
-            step.LoadOptimizerState(checkpoint.Optimizer);
-            ema.Load(checkpoint.Ema, checkpoint.State.EmaUpdates);
-            noise.SetState(Convert.FromBase64String(checkpoint.State.NoiseRng));
-            data.SetState(Convert.FromBase64String(checkpoint.State.DataRng));
-            dropout.SetState(Convert.FromBase64String(checkpoint.State.DropoutRng));
-            order = new DataOrder(prepared.Items.Count, checkpoint.State.Epoch, checkpoint.State.Permutation.ToArray(), checkpoint.State.Cursor);
-            lastLoss = checkpoint.State.LastLoss;
-            lastRate = checkpoint.State.LearningRate;
-        }
-
-        var entries = new EntryCache(store, prepared.EncoderKey);
-        using var emptyText = await entries.ReadEmptyCaptionAsync(cancellationToken).ConfigureAwait(false);
-        var evaluationBatch = await entries.ReadAsync(prepared.Items.Take(EvaluationItems).Select(i => i.Key).ToArray(), cancellationToken).ConfigureAwait(false);
-        int end = Math.Min(recipe.TotalSteps, start + recipe.StepsPerChunk);
-        var points = new List<LossPoint>();
-        if (start == 0)
-            points.Add(new LossPoint(0, null, null, null, Evaluate(prior, scheduler, evaluationBatch, device)));
-        int current = start;
-        while (current < end)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            await EnsureLeaseAsync(run.RunId, startId, cancellationToken).ConfigureAwait(false);
-
-            // The data first (reads are asynchronous), then the step itself, synchronously inside one dispose scope.
-            var microBatches = new List<IReadOnlyList<byte[]>>();
-            for (int micro = 0; micro < recipe.GradientAccumulation; micro++)
-            {
-                var keys = Enumerable.Range(0, recipe.BatchSize).Select(_ => prepared.Items[order.Next(data)].Key).ToArray();
-                microBatches.Add(await entries.ReadAsync(keys, cancellationToken).ConfigureAwait(false));
-            }
-            double rate = recipe.LearningRateAt(current);
-            var (loss, norm) = TakeStep(recipe, step, scheduler, microBatches, emptyText, noise, dropout, rate, device);
-            current++;
-            ema.AfterStep(current);
-            points.Add(new LossPoint(current, loss, rate, norm));
-            lastLoss = loss;
-            lastRate = rate;
-            foreach (var observer in _observers)
-                observer.AfterStep(run.RunId, current, cancellationToken);
-            if (current % options.Value.CollectGarbageEvery == 0)
-            {
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
-            }
-        }
-
-        double evalLoss = Evaluate(prior, scheduler, evaluationBatch, device);
-        points[^1] = points[^1] with { EvalLoss = evalLoss };
-        var state = new TrainingState
-        {
-            RunId = run.RunId,
-            Step = current,
-            SchedulePosition = current,
-            LearningRate = lastRate,
-            Epoch = order.Epoch,
-            Cursor = order.Cursor,
-            Permutation = order.Permutation,
-            NoiseRng = Convert.ToBase64String(noise.GetState()),
-            DataRng = Convert.ToBase64String(data.GetState()),
-            DropoutRng = Convert.ToBase64String(dropout.GetState()),
-            EmaUpdates = ema.Updates,
-            DatasetVersion = prepared.DatasetVersion,
-            ItemCount = prepared.Items.Count,
-            RecipeHash = recipe.Hash(),
-            Recipe = recipe,
-            LastLoss = lastLoss,
-        };
-        await EnsureLeaseAsync(run.RunId, startId, cancellationToken).ConfigureAwait(false);
-        var optimizerState = step.SaveOptimizerState();
-        string prefix;
         try
         {
-            prefix = await checkpoints.SaveAsync(run.RunId, current, prior.state_dict(), ema.Averages, optimizerState, state, cancellationToken).ConfigureAwait(false);
+            var device = models.Inference.Device;
+            var repository = ModelRepository.Open(locator.Resolve(recipe.BasePrior));
+            var scheduler = DdpmWuerstchenScheduler.FromComponent(repository.Component("scheduler"));
+            using var prior = WuerstchenPrior.FromComponent(repository.Component("prior"), ScalarType.Float32);
+            if (checkpoint is not null)
+                Weights.CopyInto(prior, checkpoint.Raw, "raw weights");
+            prior.to(device);
+            if (recipe.Dropout)
+                prior.train();
+            else
+                prior.eval();
+
+            var computeType = recipe.Precision == "bfloat16" ? ScalarType.BFloat16 : ScalarType.Float32;
+            using var step = new PriorTrainingStep(prior, scheduler, recipe.Optimizer, computeType);
+            using var ema = new ExponentialMovingAverage(prior.named_parameters().Select(p => (p.name, p.parameter)), recipe.Ema);
+            using var noise = new SeededNoise(recipe.Seed);
+            using var data = new SeededNoise(unchecked(recipe.Seed + StreamSpacing));
+            using var dropout = new SeededNoise(unchecked(recipe.Seed + 2 * StreamSpacing));
+            var order = new DataOrder(prepared.Items.Count);
+            double? lastLoss = null;
+            double lastRate = 0;
+            if (checkpoint is not null)
+            {
+                step.LoadOptimizerState(checkpoint.Optimizer);
+                ema.Load(checkpoint.Ema, checkpoint.State.EmaUpdates);
+                noise.SetState(Convert.FromBase64String(checkpoint.State.NoiseRng));
+                data.SetState(Convert.FromBase64String(checkpoint.State.DataRng));
+                dropout.SetState(Convert.FromBase64String(checkpoint.State.DropoutRng));
+                order = new DataOrder(prepared.Items.Count, checkpoint.State.Epoch, checkpoint.State.Permutation.ToArray(), checkpoint.State.Cursor);
+                lastLoss = checkpoint.State.LastLoss;
+                lastRate = checkpoint.State.LearningRate;
+            }
+
+            var entries = new EntryCache(store, prepared.EncoderKey);
+            using var emptyText = await entries.ReadEmptyCaptionAsync(cancellationToken).ConfigureAwait(false);
+            var evaluationBatch = await entries.ReadAsync(prepared.Items.Take(EvaluationItems).Select(i => i.Key).ToArray(), cancellationToken).ConfigureAwait(false);
+            int end = Math.Min(recipe.TotalSteps, start + recipe.StepsPerChunk);
+            var points = new List<LossPoint>();
+            if (start == 0)
+            {
+                points.Add(new LossPoint(0, null, null, null, Evaluate(prior, scheduler, evaluationBatch, device)));
+                publisher.Add(points[^1]);
+            }
+            int current = start;
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (current < end)
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                await EnsureLeaseAsync(run.RunId, startId, cancellationToken).ConfigureAwait(false);
+
+                // The data first (reads are asynchronous), then the step itself, synchronously inside one dispose scope.
+                var microBatches = new List<IReadOnlyList<byte[]>>();
+                for (int micro = 0; micro < recipe.GradientAccumulation; micro++)
+                {
+                    var keys = Enumerable.Range(0, recipe.BatchSize).Select(_ => prepared.Items[order.Next(data)].Key).ToArray();
+                    microBatches.Add(await entries.ReadAsync(keys, cancellationToken).ConfigureAwait(false));
+                }
+                double rate = recipe.LearningRateAt(current);
+                var (loss, norm) = TakeStep(recipe, step, scheduler, microBatches, emptyText, noise, dropout, rate, device);
+                current++;
+                ema.AfterStep(current);
+                points.Add(new LossPoint(current, loss, rate, norm));
+                publisher.Add(points[^1]);
+                publisher.Report(Progress(current, loss, rate, (current - start) / clock.Elapsed.TotalSeconds));
+                lastLoss = loss;
+                lastRate = rate;
+                foreach (var observer in _observers)
+                    observer.AfterStep(run.RunId, current, cancellationToken);
+                if (current % options.Value.CollectGarbageEvery == 0)
+                {
+                    GC.Collect();
+                    GC.WaitForPendingFinalizers();
+                }
+            }
+
+            double evalLoss = Evaluate(prior, scheduler, evaluationBatch, device);
+            points[^1] = points[^1] with { EvalLoss = evalLoss };
+            var state = new TrainingState
+            {
+                RunId = run.RunId,
+                Step = current,
+                SchedulePosition = current,
+                LearningRate = lastRate,
+                Epoch = order.Epoch,
+                Cursor = order.Cursor,
+                Permutation = order.Permutation,
+                NoiseRng = Convert.ToBase64String(noise.GetState()),
+                DataRng = Convert.ToBase64String(data.GetState()),
+                DropoutRng = Convert.ToBase64String(dropout.GetState()),
+                EmaUpdates = ema.Updates,
+                DatasetVersion = prepared.DatasetVersion,
+                ItemCount = prepared.Items.Count,
+                RecipeHash = recipe.Hash(),
+                Recipe = recipe,
+                LastLoss = lastLoss,
+            };
+            await EnsureLeaseAsync(run.RunId, startId, cancellationToken).ConfigureAwait(false);
+            var optimizerState = step.SaveOptimizerState();
+            string prefix;
+            try
+            {
+                prefix = await checkpoints.SaveAsync(run.RunId, current, prior.state_dict(), ema.Averages, optimizerState, state, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                foreach (var tensor in optimizerState.Values)
+                    tensor.Dispose();
+            }
+            await publisher.DisposeAsync().ConfigureAwait(false); // its last write lands before the chunk's own loss log write
+            await LossLog.AppendAsync(store, run.RunId, start, points, cancellationToken).ConfigureAwait(false);
+            await checkpoints.PruneAsync(run.RunId, options.Value.CheckpointsToKeep, cancellationToken).ConfigureAwait(false);
+            LogChunk(run.RunId, start, current, lastLoss ?? double.NaN, evalLoss);
+            return new ChunkOutcome(current, recipe.TotalSteps, current >= recipe.TotalSteps, current - start, lastLoss, lastRate, prefix,
+                checkpoint is null ? null : start, lookup.Skipped, evalLoss);
         }
         finally
         {
-            foreach (var tensor in optimizerState.Values)
-                tensor.Dispose();
+            await publisher.DisposeAsync().ConfigureAwait(false);
         }
-        await LossLog.AppendAsync(store, run.RunId, start, points, cancellationToken).ConfigureAwait(false);
-        await checkpoints.PruneAsync(run.RunId, options.Value.CheckpointsToKeep, cancellationToken).ConfigureAwait(false);
-        LogChunk(run.RunId, start, current, lastLoss ?? double.NaN, evalLoss);
-        return new ChunkOutcome(current, recipe.TotalSteps, current >= recipe.TotalSteps, current - start, lastLoss, lastRate, prefix,
-            checkpoint is null ? null : start, lookup.Skipped, evalLoss);
     }
 
     /// <summary>

@@ -19,6 +19,9 @@ public static class TrainingBlobs
 
     public static string LossLog(string runId) => $"training/runs/{runId}/loss.jsonl";
 
+    /// <summary>The running chunk's (or preparation's) latest progress (<see cref="TrainingProgress"/>).</summary>
+    public static string Progress(string runId) => $"training/runs/{runId}/progress.json";
+
     /// <summary>Which start of the run may train it (<see cref="RunLease"/>); a cancel deletes it.</summary>
     public static string Lease(string runId) => $"training/runs/{runId}/lease.json";
 

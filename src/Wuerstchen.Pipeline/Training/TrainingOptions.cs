@@ -39,6 +39,12 @@ public sealed class TrainingOptions
     /// <summary>Checkpoints kept per run (the newest; at least two, so a corrupt newest one has a predecessor).</summary>
     public int CheckpointsToKeep { get; set; } = 3;
 
+    /// <summary>How often a running chunk (or preparation) publishes its step, loss, rate, speed and ETA to the status.</summary>
+    public TimeSpan ProgressInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>How often a running chunk writes its steps so far to the loss log (<c>loss.jsonl</c>); each chunk's end writes them too.</summary>
+    public TimeSpan LossLogInterval { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>A full garbage collection every this many steps: finalisable native objects otherwise pin the native heap (torchsharp.md §6).</summary>
     public int CollectGarbageEvery { get; set; } = 10;
 
@@ -57,6 +63,11 @@ public sealed class TrainingOptions
         {
             if (value < 1)
                 errors.Add($"{Section}:{key} is {value}; it must be at least 1.");
+        }
+        foreach (var (key, value) in new[] { (nameof(ProgressInterval), ProgressInterval), (nameof(LossLogInterval), LossLogInterval) })
+        {
+            if (value <= TimeSpan.Zero)
+                errors.Add($"{Section}:{key} is {value}; it must be a positive duration (e.g. 00:00:02).");
         }
         if (CheckpointsToKeep < 2)
             errors.Add($"{Section}:CheckpointsToKeep is {CheckpointsToKeep}; keep at least 2 so a corrupt newest checkpoint has a predecessor.");

@@ -45,6 +45,10 @@ public sealed class BulkActivities(IBlobStore store, BatchPlanStore plans, Model
                 prompts = [(null, $"The job was not run: {e.Message}")];
             }
         }
+
+        // A fine-tuned prior is pinned to its newest revision now, so every batch of the job uses the same weights.
+        if (job.Settings.PriorModel is { } prior)
+            job = job with { Settings = job.Settings with { PriorModel = models.Pin(prior) } };
         var plan = BulkPlanner.Plan(job, prompts, limits.Value, models.Problem, modelOptions.Value.Precision,
             bulkOptions.Value.EffectiveBatchSize(modelOptions.Value));
         if (BulkPlanner.WorkProblem(plan, bulkOptions.Value.MaxWorkPerJob) is { } overBudget)

@@ -84,7 +84,10 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
 
     public async Task<StartOutcome> StartAsync(DurableTaskClient client, GenerationRequest? request, string? idempotencyKey, CancellationToken cancellationToken)
     {
-        var validated = GenerationRequestValidator.Validate(request, limits.Value, models.Problem, modelOptions.Value.Precision);
+        // A fine-tuned prior is pinned to its newest revision now: the plan, the blob keys, the resident model and the
+        // recipe in the PNGs then name the weights this request got. The idempotency fingerprint is the request as sent.
+        var pinned = request?.PriorModel is { } prior ? request with { PriorModel = models.Pin(prior) } : request;
+        var validated = GenerationRequestValidator.Validate(pinned, limits.Value, models.Problem, modelOptions.Value.Precision);
         if (!validated.IsValid)
             return new StartOutcome(StartDisposition.Invalid, null, validated.Errors);
         string fingerprint = Fingerprint(request);

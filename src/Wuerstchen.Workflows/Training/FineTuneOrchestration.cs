@@ -18,7 +18,10 @@ public sealed record FineTuneProgress(int Step, int TotalSteps, double? Loss, do
     int? ResumedFrom, IReadOnlyList<SkippedCheckpoint> Skipped, int Chunks);
 
 /// <summary>A finished run: the model version it published.</summary>
-public sealed record FineTuneResult(string RunId, string VersionId, string ModelName, string RawModelName, int Steps, double? FinalLoss, string? LatestGrid, string DatasetVersion);
+/// <param name="ModelName">The name that follows the version's newest revision (<c>finetuned/{id}</c>).</param>
+/// <param name="RevisionName">The revision this run published, for good (<c>finetuned/{id}/{revision}</c>).</param>
+public sealed record FineTuneResult(string RunId, string VersionId, string ModelName, string RawModelName, int Steps, double? FinalLoss, string? LatestGrid, string DatasetVersion,
+    string? Revision = null, string? RevisionName = null, string? RawRevisionName = null);
 
 /// <summary>The orchestration's custom status, read by the status API.</summary>
 public sealed record FineTuneCustomStatus(string Phase, string RunId, int Step, int TotalSteps, double? Loss, double? LearningRate, string? LatestGrid, string? LatestCheckpoint,
@@ -46,9 +49,11 @@ public static class FineTuneOrchestration
         if (prepared is null)
         {
             context.SetCustomStatus(Status("Preparing", input.RunId, progress));
-            prepared = await context.CallActivityAsync<PreparedSummary>(FineTuneActivities.Prepare, input.RunId, options);
+            prepared = await context.CallActivityAsync<PreparedSummary>(FineTuneActivities.Prepare, new PrepareWork(input.RunId, input.StartId, context.InstanceId), options);
             if (prepared.Items == 0)
-                throw new InvalidOperationException($"Run '{input.RunId}' has no trainable items: all {prepared.Problems} dataset item(s) were skipped (see {TrainingBlobs.DatasetReport(input.RunId)}).");
+                throw new InvalidOperationException(prepared.Problems == 0
+                    ? $"Run '{input.RunId}' has no trainable items: the dataset holds no captioned images."
+                    : $"Run '{input.RunId}' has no trainable items: none of the dataset's images can be used ({prepared.Problems} problem(s), listed in {TrainingBlobs.DatasetReport(input.RunId)}).");
         }
 
         context.SetCustomStatus(Status("Training", input.RunId, progress));
@@ -75,7 +80,8 @@ public static class FineTuneOrchestration
         context.SetCustomStatus(Status("Publishing", input.RunId, progress));
         var version = await context.CallActivityAsync<PublishedVersion>(FineTuneActivities.Publish, input.RunId, options);
         context.SetCustomStatus(Status("Completed", input.RunId, progress));
-        return new FineTuneResult(input.RunId, version.VersionId, version.Name, version.RawName, chunk.Step, chunk.Loss, grid, version.DatasetVersion);
+        return new FineTuneResult(input.RunId, version.VersionId, version.Name, version.RawName, chunk.Step, chunk.Loss, grid, version.DatasetVersion,
+            version.Revision, version.RevisionName, version.RawRevisionName);
     }
 
     private static FineTuneCustomStatus Status(string phase, string runId, FineTuneProgress? progress) =>

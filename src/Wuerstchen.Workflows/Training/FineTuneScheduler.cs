@@ -36,7 +36,7 @@ public sealed partial class FineTuneScheduler(IBlobStore store, FineTuneService 
     {
         var decisions = new List<ScheduleDecision>();
         var options = training.Value;
-        var published = await versions.ListAsync(cancellationToken).ConfigureAwait(false);
+        var published = (await versions.ListAsync(cancellationToken).ConfigureAwait(false)).Select(p => p.Latest).ToArray();
         foreach (var scheduled in options.Scheduled)
             decisions.Add(await DecideAsync(client, scheduled, published, now, cancellationToken).ConfigureAwait(false));
         await AppendLogAsync(decisions, cancellationToken).ConfigureAwait(false);
@@ -69,7 +69,9 @@ public sealed partial class FineTuneScheduler(IBlobStore store, FineTuneService 
         ScheduleDecision Skip(string reason, string? instanceId = null, string? runId = null, string? version = null) =>
             new(now, label, key, Skipped, reason, instanceId, runId, version);
 
-        var validated = FineTuneRequestValidator.Validate(request with { RunId = null }, training.Value, models.Problem, () => "pending");
+        // A fine-tuned base prior is pinned to its newest revision: a new revision of the base is a new recipe to train.
+        var pinned = request with { RunId = null, BasePrior = request.BasePrior is { } basePrior ? models.Pin(basePrior) : null };
+        var validated = FineTuneRequestValidator.Validate(pinned, training.Value, models.Problem, () => "pending");
         if (!validated.IsValid)
             return Skip("invalid request: " + string.Join(" ", validated.Errors.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")));
         var run = validated.Run!;
@@ -103,6 +105,7 @@ public sealed partial class FineTuneScheduler(IBlobStore store, FineTuneService 
         {
             StartDisposition.Started => new ScheduleDecision(now, label, key, Started, why, instanceId, runId, manifest.Version),
             StartDisposition.Existing => Skip($"a fine-tune of this dataset is already running as {instanceId}.", instanceId, runId, manifest.Version),
+            StartDisposition.Invalid => Skip("it cannot start: " + string.Join(" ", outcome.Errors!.Select(e => $"{e.Key}: {string.Join(" ", e.Value)}")), instanceId, runId, manifest.Version),
             _ => Skip($"run {runId} exists with other settings; it was not started.", instanceId, runId, manifest.Version),
         };
     }

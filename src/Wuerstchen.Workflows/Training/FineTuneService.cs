@@ -32,7 +32,9 @@ public sealed record FineTuneStatus(
     string? Error,
     DateTimeOffset CreatedAt,
     DateTimeOffset LastUpdatedAt,
-    FineTuneRun? Run);
+    FineTuneRun? Run,
+    TrainingProgress? Progress = null,
+    IReadOnlyList<LongCaption>? LongCaptions = null);
 
 /// <summary>
 /// Starts, inspects and cancels fine-tunes and lists the published model versions; shared by the HTTP API and the
@@ -48,27 +50,59 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
 
     public async Task<StartOutcome> StartAsync(DurableTaskClient client, FineTuneRequest? request, CancellationToken cancellationToken)
     {
-        var validated = FineTuneRequestValidator.Validate(request, training.Value, models.Problem, NewRunId);
+        // A fine-tuned base prior is pinned to its newest revision, so the run records the weights it starts from.
+        var pinned = request?.BasePrior is { } basePrior ? request with { BasePrior = models.Pin(basePrior) } : request;
+        var validated = FineTuneRequestValidator.Validate(pinned, training.Value, models.Problem, NewRunId);
         if (!validated.IsValid)
             return new StartOutcome(StartDisposition.Invalid, null, validated.Errors);
-        return await StartRunAsync(client, validated.Run!, validated.Run!.RunId, cancellationToken).ConfigureAwait(false);
+        var run = validated.Run!;
+        if (request!.RunId is not null && await FineTuneRuns.TryReadAsync(store, run.RunId, cancellationToken).ConfigureAwait(false) is { } existing)
+            run = KeepCreationChoices(existing, request, run);
+        return await StartRunAsync(client, run, run.RunId, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// What a run fixed when it was created and the request leaves to defaults stays as it was, so the same request
+    /// with more steps extends the run instead of conflicting with it: the warm-up and EMA interval scaled to its
+    /// first step count, and the revision of a fine-tuned base prior.
+    /// </summary>
+    private static FineTuneRun KeepCreationChoices(FineTuneRun existing, FineTuneRequest request, FineTuneRun run)
+    {
+        var recipe = run.Recipe;
+        if (request.WarmupSteps is null)
+            recipe = recipe with { WarmupSteps = existing.Recipe.WarmupSteps };
+        if (request.EmaUpdateEvery is null)
+            recipe = recipe with { EmaUpdateEvery = existing.Recipe.EmaUpdateEvery };
+        if (request.BasePrior is { } named && FineTunedModels.TryParse(named, out var asked) && asked.Revision is null &&
+            FineTunedModels.TryParse(existing.Recipe.BasePrior, out var kept) && kept with { Revision = null } == asked)
+            recipe = recipe with { BasePrior = existing.Recipe.BasePrior };
+        return run with { Recipe = recipe };
     }
 
     /// <summary>
     /// Starts <paramref name="run"/> as instance <paramref name="instanceId"/> unless that instance is pending or
     /// running (checked first, and again by the engine through dedupe statuses, which closes the race between two
-    /// starters); a run id already used for other training is a conflict.
+    /// starters); a run id already used for other training is a conflict. The encoder is checked, and a run is never
+    /// asked for fewer steps than it has trained, before anything is stored. Nothing here takes the run's lease:
+    /// the started orchestration does (<see cref="FineTuneActivities.PrepareAsync"/>), so a start the engine refuses
+    /// — a second caller racing the first, or a client retrying after a timeout — leaves the running start alone.
     /// </summary>
     public async Task<StartOutcome> StartRunAsync(DurableTaskClient client, FineTuneRun run, string instanceId, CancellationToken cancellationToken)
     {
         if (await IsActiveAsync(client, instanceId, cancellationToken).ConfigureAwait(false))
             return new StartOutcome(StartDisposition.Existing, instanceId);
+        var errors = new Dictionary<string, string[]>(StringComparer.Ordinal);
+        if (EffnetProblem(run.EffnetModel) is { } effnet)
+            errors["effnetModel"] = [effnet];
+        int trained = (await checkpoints.ListAsync(run.RunId, cancellationToken).ConfigureAwait(false)).Where(c => c.Complete).Select(c => c.Step).DefaultIfEmpty(0).Max();
+        if (trained > run.Recipe.TotalSteps)
+            errors["totalSteps"] = [$"Run '{run.RunId}' has already trained {trained} steps; ask for {trained} (which publishes it as it is) or more."];
+        if (errors.Count > 0)
+            return new StartOutcome(StartDisposition.Invalid, instanceId, errors);
         if (await FineTuneRuns.SaveAsync(store, run, cancellationToken).ConfigureAwait(false) == RunPlanOutcome.Conflict)
             return new StartOutcome(StartDisposition.Conflict, instanceId);
-        // This start takes the run over: an activity of an earlier (terminated or replaced) start stops at its next step.
-        string startId = Guid.NewGuid().ToString("N");
-        await FineTuneRuns.WriteLeaseAsync(store, run.RunId, new RunLease(startId, instanceId, DateTimeOffset.UtcNow), cancellationToken).ConfigureAwait(false);
 
+        string startId = Guid.NewGuid().ToString("N");
         var input = new FineTuneInput(run.RunId, startId, workflowOptions.Value.Retry);
         var options = new StartOrchestrationOptions(instanceId).WithDedupeStatuses(OrchestrationRuntimeStatus.Pending, OrchestrationRuntimeStatus.Running);
         try
@@ -81,6 +115,19 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
         }
         LogStarted(run.RunId, instanceId, run.Dataset.ToString());
         return new StartOutcome(StartDisposition.Started, instanceId);
+    }
+
+    /// <summary>Why the EfficientNet encoder cannot be used, in words for the person starting the run; null when it can.</summary>
+    private string? EffnetProblem(string name)
+    {
+        if (models.TryResolve(name, out var searched) is not null)
+            return null;
+        string setting = $"{TrainingOptions.Section}:EffnetModel";
+        if (searched.FirstOrDefault(Directory.Exists) is not null)
+            return $"The EfficientNet encoder '{name}' ({setting}) is a folder without config.json; an encoder folder holds config.json and model.safetensors, " +
+                   "which `wuerstchen models convert model_v2_stage_b.pt FOLDER --key effnet_state_dict` writes (docs/fine-tuning.md §1).";
+        return $"The EfficientNet encoder '{name}' ({setting}) is not among the models. It is not part of the published repositories: convert it once with " +
+               "`wuerstchen models convert model_v2_stage_b.pt effnet/ --key effnet_state_dict` into the model root (docs/fine-tuning.md §1).";
     }
 
     /// <summary>Where the fine-tune stands; null when there is none, or the id is of another kind (a generation, a bulk job).</summary>
@@ -99,6 +146,7 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
         IReadOnlyList<CheckpointInfo> checkpointList = [];
         IReadOnlyList<LossPoint> loss = [];
         PreparedDataset? prepared = null;
+        TrainingProgress? live = null;
         if (runId is not null)
         {
             run = await FineTuneRuns.TryReadAsync(store, runId, cancellationToken).ConfigureAwait(false);
@@ -106,29 +154,47 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
             var log = await LossLog.ReadAsync(store, runId, cancellationToken).ConfigureAwait(false);
             loss = log.Skip(Math.Max(0, log.Count - RecentLossPoints)).ToArray();
             prepared = await ReadPreparedAsync(runId, cancellationToken).ConfigureAwait(false);
+            // The running activity's own report, when it belongs to this start (an earlier start's is stale).
+            if (instance.RuntimeStatus == OrchestrationRuntimeStatus.Running && input is not null &&
+                await TrainingProgress.ReadAsync(store, runId, cancellationToken).ConfigureAwait(false) is { } reported && reported.StartId == input.StartId)
+                live = reported;
         }
         var latest = loss.LastOrDefault(p => p.Loss is not null);
+        var training = live is { Phase: TrainingProgress.Training } ? live : null;
+        // A running start reports its step itself (the loss log may still hold steps past the checkpoint it resumed
+        // from); otherwise the newer of the last finished chunk and the loss log.
+        var (step, lossValue, rate) = training is not null
+            ? (training.Step, training.Loss, training.LearningRate)
+            : instance.RuntimeStatus == OrchestrationRuntimeStatus.Running || latest is null || (custom?.Step ?? 0) >= latest.Step
+                ? (custom?.Step ?? 0, custom?.Loss, custom?.LearningRate)
+                : (latest.Step, latest.Loss, latest.LearningRate);
+        // Where this start resumed from is known from its first chunk's report, before that chunk ends.
+        bool firstChunk = progress is null;
+        var skipped = (custom?.Skipped ?? progress?.Skipped ?? []).Concat(firstChunk ? training?.Skipped ?? [] : [])
+            .GroupBy(s => s.Step).Select(g => g.First()).OrderByDescending(s => s.Step).ToArray();
         return new FineTuneStatus(
             id,
             runId,
             instance.RuntimeStatus.ToString(),
             custom?.Phase,
-            latest?.Step ?? custom?.Step ?? 0,
+            step,
             run?.Recipe.TotalSteps ?? custom?.TotalSteps ?? 0,
-            latest?.Loss ?? custom?.Loss,
-            latest?.LearningRate ?? custom?.LearningRate,
+            lossValue,
+            rate,
             result?.LatestGrid ?? custom?.LatestGrid ?? progress?.LatestGrid,
             checkpointList,
-            custom?.Skipped ?? progress?.Skipped ?? [],
-            custom?.ResumedFrom ?? progress?.ResumedFrom,
+            skipped,
+            custom?.ResumedFrom ?? progress?.ResumedFrom ?? (firstChunk ? training?.ResumedFrom : null),
             loss,
             prepared?.Items.Count,
             prepared?.Problems ?? [],
             result,
-            ErrorText.WithoutPaths(instance.FailureDetails?.ErrorMessage),
+            ErrorText.WithoutPaths(WorkflowFailures.Message(instance.FailureDetails)),
             instance.CreatedAt,
             instance.LastUpdatedAt,
-            run);
+            run,
+            live,
+            prepared?.LongCaptions ?? []);
     }
 
     /// <summary>
@@ -154,8 +220,8 @@ public sealed partial class FineTuneService(IBlobStore store, ModelLocator model
         return instance?.Name == FineTuneOrchestration.Name ? instance : null;
     }
 
-    /// <summary>The published fine-tuned versions, newest first.</summary>
-    public Task<IReadOnlyList<ModelVersion>> ListModelsAsync(CancellationToken cancellationToken) => versions.ListAsync(cancellationToken);
+    /// <summary>The published fine-tuned versions with their revisions, the most recently published first.</summary>
+    public Task<IReadOnlyList<PublishedModel>> ListModelsAsync(CancellationToken cancellationToken) => versions.ListAsync(cancellationToken);
 
     private async Task<PreparedDataset?> ReadPreparedAsync(string runId, CancellationToken cancellationToken)
     {

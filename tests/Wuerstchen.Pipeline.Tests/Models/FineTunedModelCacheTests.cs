@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using System.Text.Json;
 using Microsoft.Extensions.Options;
 using Wuerstchen.Models.Tests;
 using Wuerstchen.Pipeline.Models;
@@ -50,7 +49,9 @@ public sealed class FineTunedModelCacheTests : IDisposable
         Assert.Null(models.TryLocal("finetuned/run-a"));
         // The evicted version's linked base components are untouched.
         Assert.True(File.Exists(Path.Combine(_basePrior, "text_encoder", "config.json")));
-        Assert.Empty(Directory.EnumerateDirectories(Path.GetDirectoryName(Path.GetDirectoryName(a)!)!, ".*"));
+        string finetuned = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(a)!)!)!; // {store}/finetuned, above {id}/{revision}/ema
+        Assert.Empty(Directory.EnumerateDirectories(finetuned, ".*"));
+        Assert.False(Directory.Exists(Path.Combine(finetuned, "run-a")), "the evicted version's emptied folders are removed");
     }
 
     [Fact]
@@ -124,17 +125,15 @@ public sealed class FineTunedModelCacheTests : IDisposable
     {
         byte[] config = "{\"_class_name\":\"WuerstchenPrior\"}"u8.ToArray();
         byte[] weights = RandomNumberGenerator.GetBytes(weightsBytes);
-        var files = new List<CheckpointFile>();
-        foreach (var (name, bytes) in new[] { ($"{FineTunedModels.EmaFolder}/config.json", config), ($"{FineTunedModels.EmaFolder}/{FineTunedModels.WeightsFile}", weights) })
-        {
-            _store.WriteAsync(FineTunedModels.FileBlob(versionId, name), new MemoryStream(bytes)).GetAwaiter().GetResult();
-            files.Add(new CheckpointFile(name, bytes.Length, Convert.ToHexStringLower(SHA256.HashData(bytes))));
-        }
+        var contents = new[] { ($"{FineTunedModels.EmaFolder}/config.json", config), ($"{FineTunedModels.EmaFolder}/{FineTunedModels.WeightsFile}", weights) };
+        var files = contents.Select(c => new CheckpointFile(c.Item1, c.Item2.Length, Convert.ToHexStringLower(SHA256.HashData(c.Item2)))).ToArray();
+        string revision = FineTunedModels.RevisionOf(files);
+        foreach (var (name, bytes) in contents)
+            _store.WriteAsync(FineTunedModels.FileBlob(versionId, revision, name), new MemoryStream(bytes)).GetAwaiter().GetResult();
         var version = new ModelVersion
         {
             VersionId = versionId,
-            Name = FineTunedModels.NameOf(versionId),
-            RawName = FineTunedModels.RawNameOf(versionId),
+            Revision = revision,
             BasePrior = "warp-ai/wuerstchen-prior",
             RunId = versionId,
             Dataset = new DatasetLocation { Prefix = "datasets/x/" },
@@ -146,8 +145,7 @@ public sealed class FineTunedModelCacheTests : IDisposable
             CreatedAt = DateTimeOffset.UtcNow,
             Files = files,
         };
-        _store.WriteAsync(FineTunedModels.VersionBlob(versionId), new MemoryStream(JsonSerializer.SerializeToUtf8Bytes(version, new JsonSerializerOptions(JsonSerializerDefaults.Web))))
-            .GetAwaiter().GetResult();
+        new FineTunedModels(_store, Options.Create(new ModelOptions { Root = _temp.Path })).PublishAsync(version, CancellationToken.None).GetAwaiter().GetResult();
     }
 
     /// <summary>A pipeline folder shaped like the published prior, with placeholder components.</summary>

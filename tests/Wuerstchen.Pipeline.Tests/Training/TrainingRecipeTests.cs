@@ -50,4 +50,39 @@ public sealed class TrainingRecipeTests
         Assert.Matches("^pok-mon-cards-[0-9a-f]{10}$", key);
         Assert.NotEqual(key, new DatasetLocation { Folder = "datasets/Pokémon Cards" }.Key());
     }
+
+    [Fact]
+    public void AShorterRunScalesTheRecipesWarmUpAndEmaIntervalSoBothTakeEffect()
+    {
+        // The blog's 1,000 warm-up steps and EMA every 100 steps are for its 5,000 steps; a 30-step run would publish
+        // the base prior as its EMA weights and never reach the full learning rate.
+        var thirty = Resolve(new FineTuneRequest { Dataset = new DatasetLocation { Prefix = "d/" }, TotalSteps = 30 }).Recipe;
+        Assert.Equal((6, 3), (thirty.WarmupSteps, thirty.EmaUpdateEvery));
+        var full = Resolve(new FineTuneRequest { Dataset = new DatasetLocation { Prefix = "d/" }, TotalSteps = 5000 }).Recipe;
+        Assert.Equal((1000, 100), (full.WarmupSteps, full.EmaUpdateEvery));
+        var longer = Resolve(new FineTuneRequest { Dataset = new DatasetLocation { Prefix = "d/" }, TotalSteps = 50_000 }).Recipe;
+        Assert.Equal((1000, 100), (longer.WarmupSteps, longer.EmaUpdateEvery));
+        var one = Resolve(new FineTuneRequest { Dataset = new DatasetLocation { Prefix = "d/" }, TotalSteps = 1 }).Recipe;
+        Assert.Equal((0, 1), (one.WarmupSteps, one.EmaUpdateEvery));
+        // Named explicitly, they are kept as given.
+        var named = Resolve(new FineTuneRequest { Dataset = new DatasetLocation { Prefix = "d/" }, TotalSteps = 30, WarmupSteps = 10, EmaUpdateEvery = 30 }).Recipe;
+        Assert.Equal((10, 30), (named.WarmupSteps, named.EmaUpdateEvery));
+    }
+
+    [Fact]
+    public void AnEmaOrWarmUpThatCannotTakeEffectWithinTheRunIsRefused()
+    {
+        var validated = FineTuneRequestValidator.Validate(new FineTuneRequest
+        {
+            Dataset = new DatasetLocation { Prefix = "d/" },
+            TotalSteps = 30,
+            EmaUpdateEvery = 100,
+            WarmupSteps = 30,
+            EmaDecay = 1,
+        }, Options, (_, _) => null, () => "generated");
+        Assert.Equal(["emaDecay", "emaUpdateEvery", "warmupSteps"], validated.Errors.Keys.Order(StringComparer.Ordinal));
+        Assert.Contains("the EMA would never update", validated.Errors["emaUpdateEvery"][0]);
+        Assert.Contains("never reach its full value", validated.Errors["warmupSteps"][0]);
+        Assert.Contains("base prior", validated.Errors["emaDecay"][0]);
+    }
 }
