@@ -102,8 +102,10 @@ public sealed class BulkApi(BulkService bulk, IBlobStore store, IOptions<ApiOpti
 }
 
 /// <summary>
-/// The job's images and its manifest as one zip, written straight to the response (images stored, not compressed again:
-/// PNGs are compressed already). Image names follow the manifest: <c>{index:D5}-{n}.png</c>.
+/// The job's images and its manifest as one zip (images stored, not compressed again: PNGs are compressed already).
+/// Image names follow the manifest: <c>{index:D5}-{n}.png</c>. The zip is built in a temporary file first, so the
+/// response carries its length, and a blob that cannot be read fails the request before any of it is sent rather than
+/// ending a 200 with a zip that silently lacks the rest.
 /// </summary>
 public sealed class BulkZipResult(IBlobStore store, string jobId, IReadOnlyList<BulkManifestEntry> manifest) : IActionResult
 {
@@ -113,9 +115,20 @@ public sealed class BulkZipResult(IBlobStore store, string jobId, IReadOnlyList<
     {
         var response = context.HttpContext.Response;
         var token = context.HttpContext.RequestAborted;
+        await using var buffer = new FileStream(Path.Combine(Path.GetTempPath(), $"wuerstchen-zip-{Guid.NewGuid():N}.zip"), FileMode.CreateNew,
+            FileAccess.ReadWrite, FileShare.None, 1 << 16, FileOptions.DeleteOnClose | FileOptions.Asynchronous);
+        await WriteAsync(buffer, token);
+        buffer.Position = 0;
         response.ContentType = "application/zip";
+        response.ContentLength = buffer.Length;
         response.Headers.ContentDisposition = $"attachment; filename=\"{jobId}.zip\"";
-        await using var zip = new ZipArchive(response.Body, ZipArchiveMode.Create, leaveOpen: true);
+        await buffer.CopyToAsync(response.Body, token);
+    }
+
+    /// <summary>Writes the zip to <paramref name="destination"/>.</summary>
+    public async Task WriteAsync(Stream destination, CancellationToken cancellationToken)
+    {
+        await using var zip = new ZipArchive(destination, ZipArchiveMode.Create, leaveOpen: true);
         var json = new JsonSerializerOptions(JsonSerializerDefaults.Web);
         var lines = new System.Text.StringBuilder();
         foreach (var entry in manifest.OrderBy(e => e.Index))
@@ -124,15 +137,15 @@ public sealed class BulkZipResult(IBlobStore store, string jobId, IReadOnlyList<
             for (int n = 0; n < entry.Images.Count; n++)
             {
                 string name = EntryName(entry.Index, n);
-                await using (var source = await store.OpenReadAsync(entry.Images[n], token))
-                await using (var target = await zip.CreateEntry(name, CompressionLevel.NoCompression).OpenAsync(token))
-                    await source.CopyToAsync(target, token);
+                await using (var source = await store.OpenReadAsync(entry.Images[n], cancellationToken))
+                await using (var target = await zip.CreateEntry(name, CompressionLevel.NoCompression).OpenAsync(cancellationToken))
+                    await source.CopyToAsync(target, cancellationToken);
                 files.Add(name);
             }
             lines.Append(JsonSerializer.Serialize(entry with { Images = files }, json)).Append('\n');
         }
-        await using (var target = await zip.CreateEntry("manifest.jsonl", CompressionLevel.Optimal).OpenAsync(token))
-            await target.WriteAsync(System.Text.Encoding.UTF8.GetBytes(lines.ToString()), token);
+        await using (var target = await zip.CreateEntry("manifest.jsonl", CompressionLevel.Optimal).OpenAsync(cancellationToken))
+            await target.WriteAsync(System.Text.Encoding.UTF8.GetBytes(lines.ToString()), cancellationToken);
     }
 }
 
