@@ -22,6 +22,8 @@ public sealed class FineTuneApi(FineTuneService fineTunes, IBlobStore store, IOp
         if (bodyError is not null)
             return bodyError;
 
+        if (body is not null)
+            body = body with { BasePrior = body.BasePrior ?? options.Value.DefaultPriorModel, DecoderModel = body.DecoderModel ?? options.Value.DefaultDecoderModel };
         var outcome = await fineTunes.StartAsync(client, body, cancellationToken);
         switch (outcome.Disposition)
         {

@@ -114,6 +114,9 @@ public sealed partial class WebAppFixture : IAsyncLifetime
             $"--window-size={Desktop.Width},{Desktop.Height}", "--lang=en-GB", "--force-device-scale-factor=1");
         options.AddUserProfilePreference("download.default_directory", Downloads);
         options.AddUserProfilePreference("download.prompt_for_download", false);
+        // Downloads start after a fetch (the key travels in a header), so the second one is no longer in the click's
+        // gesture: allow several, as a user would when Chromium asks.
+        options.AddUserProfilePreference("profile.default_content_setting_values.automatic_downloads", 1);
         var service = ChromeDriverService.CreateDefaultService(Path.GetDirectoryName(driver)!, Path.GetFileName(driver));
         service.SuppressInitialDiagnosticInformation = true;
         service.HideCommandPromptWindow = true;
@@ -128,7 +131,8 @@ public sealed partial class WebAppFixture : IAsyncLifetime
         wait.IgnoreExceptionTypes(typeof(NoSuchElementException), typeof(StaleElementReferenceException));
         try
         {
-            return wait.Until(d => condition(d))!;
+            // Selenium waits on object results (null: not yet), so a value type such as bool? goes through object.
+            return (T)wait.Until<object>(d => condition(d))!;
         }
         catch (WebDriverTimeoutException)
         {
@@ -141,7 +145,14 @@ public sealed partial class WebAppFixture : IAsyncLifetime
     /// <summary>Opens a page of the app and waits until it has drawn itself.</summary>
     public void Open(string hash)
     {
-        Browser.Navigate().GoToUrl($"{BaseUrl}/app/{hash}");
+        // The page left behind is marked not ready first, so the wait below sees the new page draw itself; the same
+        // address again reloads, so no state of an earlier test stays in the form.
+        string url = $"{BaseUrl}/app/{hash}";
+        ((IJavaScriptExecutor)Browser).ExecuteScript("document.getElementById('main')?.removeAttribute('data-ready');");
+        if (Browser.Url == url)
+            Browser.Navigate().Refresh();
+        else
+            Browser.Navigate().GoToUrl(url);
         Wait(d => d.FindElement(By.Id("main")).GetAttribute("data-ready") == "true" ? true : (bool?)null, $"page {hash}");
     }
 

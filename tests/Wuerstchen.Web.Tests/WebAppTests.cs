@@ -52,7 +52,8 @@ public sealed class WebAppTests(WebAppFixture app)
     {
         app.Open("#/generate");
         var form = Form;
-        FillTinyGeneration(form, "a red square on white", priorSteps: 60, decoderSteps: 30);
+        // Enough steps at 256 px that the page polls (every 0.7 s) at least once while a stage runs.
+        FillTinyGeneration(form, "a red square on white", priorSteps: 200, decoderSteps: 100, size: 256);
         RecordProgress();
         form.FindElement(By.CssSelector("button[type=submit]")).Click();
 
@@ -61,11 +62,11 @@ public sealed class WebAppTests(WebAppFixture app)
         var image = app.Wait(d => generation.FindElements(By.CssSelector("figure.image img")).FirstOrDefault(Loaded), "the generated image");
         Assert.Equal("a red square on white", image.GetAttribute("alt"));
         var seen = Seen();
-        Assert.Contains(seen, t => System.Text.RegularExpressions.Regex.IsMatch(t, @"step \d+ of (60|30)"));
+        Assert.Contains(seen, t => System.Text.RegularExpressions.Regex.IsMatch(t, @"step \d+ of (200|100)"));
         Assert.Contains(seen, t => t.StartsWith("Done: 1 image", StringComparison.Ordinal));
         string recipe = generation.FindElement(By.CssSelector("dl.recipe")).Text;
         Assert.Contains("a red square on white", recipe);
-        Assert.Contains("128 × 128", recipe);
+        Assert.Contains("256 × 256", recipe);
         Assert.Contains("prior-pipeline", recipe);
         app.Screenshot("generate");
 
@@ -232,10 +233,11 @@ public sealed class WebAppTests(WebAppFixture app)
         Assert.Equal("prompt", Browser.SwitchTo().ActiveElement().GetAttribute("name"));
         Browser.SwitchTo().ActiveElement().SendKeys("keyboard only");
         var order = new List<string>();
-        for (int i = 0; i < 20 && Browser.SwitchTo().ActiveElement().TagName != "button"; i++)
+        for (int i = 0; i < 20 && Browser.SwitchTo().ActiveElement().GetAttribute("type") != "submit"; i++)
         {
             new OpenQA.Selenium.Interactions.Actions(Browser).SendKeys(Keys.Tab).Perform();
-            order.Add(Browser.SwitchTo().ActiveElement().GetAttribute("name") ?? Browser.SwitchTo().ActiveElement().Text);
+            var active = Browser.SwitchTo().ActiveElement();
+            order.Add(active.GetAttribute("name") is { Length: > 0 } name ? name : active.Text);
         }
         Assert.Equal(["negativePrompt", "width", "height", "images", "seed", "Pick a seed", "priorSteps", "priorGuidance", "decoderSteps", "priorModel", "decoderModel", "Generate"], order);
         Assert.NotNull(body);

@@ -16,7 +16,7 @@ export async function fineTunePage(main) {
     alertBox(),
     field('Dataset prefix', input({ name: 'prefix', placeholder: 'datasets/pokemon/', required: true }), { api: 'dataset.prefix', hint: 'A folder of the store: images with captions (name.png + name.txt, or metadata.jsonl).' }),
     field('Recipe', select([['blog', 'blog (Würstchen v2 Pokémon recipe)'], ['diffusers', 'diffusers (training example)']], { name: 'recipe' }), { api: 'recipe' }),
-    field('Base prior', select([['', 'Recipe default']], { name: 'basePrior' }), { api: 'basePrior', hint: 'An installed prior or an earlier fine-tune.' }),
+    field('Base prior', select([['', 'Default (the server\'s model, else the recipe\'s)']], { name: 'basePrior' }), { api: 'basePrior', hint: 'An installed prior or an earlier fine-tune.' }),
     h('div', { class: 'row' },
       field('Total steps', number({ name: 'totalSteps', min: 1, step: 1, value: 1000 }), { api: 'totalSteps' }),
       field('Steps per chunk', number({ name: 'stepsPerChunk', min: 1, step: 1, placeholder: '250' }), { api: 'stepsPerChunk', hint: 'A checkpoint and a grid after each.' })),
@@ -26,7 +26,7 @@ export async function fineTunePage(main) {
     h('div', { class: 'row' },
       field('Resolution', number({ name: 'resolution', min: 64, step: 32, placeholder: '768' }), { api: 'resolution' }),
       field('Run id', input({ name: 'runId', placeholder: 'made for you' }), { api: 'runId', hint: 'The same id again resumes.' })),
-    field('Validation prompts', h('textarea', { name: 'validationPrompts', rows: 2, placeholder: 'one per line' }), { api: 'validationPrompts' }),
+    field('Validation prompts', h('textarea', { name: 'validationPrompts', rows: 2, placeholder: 'one per line' }), { api: 'validationPrompts', hint: 'Blank: the recipe\'s prompts. Your prompts get seeds 0, 1, …' }),
     h('div', { class: 'row3' },
       field('Grid size', number({ name: 'validationSize', min: 128, step: 128, placeholder: '1024' }), { api: 'validationSize' }),
       field('Grid Stage C steps', number({ name: 'validationPriorSteps', min: 1, step: 1 }), { api: 'validationPriorSteps' }),
@@ -53,6 +53,8 @@ export async function fineTunePage(main) {
       validationDecoderSteps: num('validationDecoderSteps'),
       validationPrompts: v('validationPrompts') ? v('validationPrompts').split(/\r?\n/).map((p) => p.trim()).filter(Boolean) : undefined,
     };
+    // Prompts of one's own get seeds 0, 1, … (the recipe's seeds go with the recipe's prompts).
+    if (body.validationPrompts) body.validationSeeds = body.validationPrompts.map((_, i) => i);
     try {
       const started = await postJson('finetunes', body);
       remember(started.id, body);
