@@ -61,8 +61,8 @@ public sealed class LocalEngine : IAsyncDisposable
         Action<IServiceCollection, IConfiguration>? configure = null)
     {
         var values = new Dictionary<string, string?>();
-        string? prior = ModelName(settings.PriorModel, values);
-        string? decoder = ModelName(settings.DecoderModel, values);
+        string? prior = ModelName(settings.PriorModelName, values);
+        string? decoder = ModelName(settings.DecoderModelName, values);
         foreach (var (key, value) in extra ?? new Dictionary<string, string?>())
             values[key] = value;
 

@@ -22,7 +22,7 @@ public static class ModelAvailability
         DeviceCheck.Ensure(configuration[$"{ModelOptions.Section}:Device"] ?? "cpu", settings.Device is null ? "Wuerstchen__Models__Device" : "--device");
         string root = CliConfiguration.ModelsRoot(configuration);
         var locator = new ModelLocator(Options.Create(new ModelOptions { Root = root }));
-        foreach (string model in new[] { settings.PriorModel ?? ModelNames.DefaultPrior, settings.DecoderModel ?? ModelNames.DefaultDecoder })
+        foreach (string model in new[] { settings.PriorModelName ?? ModelNames.DefaultPrior, settings.DecoderModelName ?? ModelNames.DefaultDecoder })
         {
             // Fine-tuned versions live in the store and are materialised when first used.
             if (Directory.Exists(model) || locator.Exists(model) || FineTunedModels.TryParse(model, out _))
@@ -33,7 +33,8 @@ public static class ModelAvailability
                 throw new ModelUnavailableException(
                     $"model '{model}' is not on disk (looked in {string.Join(", ", searched)}); point --models, --prior-model or --decoder-model at a model folder.");
             }
-            await DownloadAsync(model, HubOptionsFor(root, settings.Offline), variant: null, cancellationToken);
+            var (repository, revision) = HubModelName.Split(model);
+            await DownloadAsync(repository, revision ?? HuggingFaceHubClient.DefaultRevision, HubOptionsFor(root, settings.Offline), variant: null, cancellationToken);
         }
     }
 
@@ -44,32 +45,26 @@ public static class ModelAvailability
         return environment with { CacheDirectory = Path.Combine(root, "hub"), Offline = offline || environment.Offline };
     }
 
-    public static async Task<HubSnapshot> DownloadAsync(string repoId, HubOptions options, string? variant, CancellationToken cancellationToken)
+    /// <summary>
+    /// Downloads (or, offline, checks the cache for) <paramref name="repoId"/> at <paramref name="revision"/>, showing the
+    /// transfer on standard error (<see cref="DownloadProgressView"/>) and the snapshot on standard output.
+    /// </summary>
+    public static async Task<HubSnapshot> DownloadAsync(string repoId, string revision, HubOptions options, string? variant, CancellationToken cancellationToken)
     {
         using var client = new HuggingFaceHubClient(options);
+        string name = revision == HuggingFaceHubClient.DefaultRevision ? repoId : HubModelName.WithRevision(repoId, revision);
         try
         {
             if (!options.Offline)
-                Console.WriteLine($"Fetching {repoId} from {options.Endpoint} into {options.CacheDirectory}…");
-            var snapshot = await client.DownloadSnapshotAsync(repoId, variant: variant, progress: new DownloadLines(), cancellationToken: cancellationToken);
-            Console.WriteLine($"{repoId}: {snapshot.Files.Count} files at {snapshot.Directory}{(snapshot.FromCache ? " (from the cache)" : "")}");
+                Console.Error.WriteLine($"Fetching {repoId} at revision {revision} from {options.Endpoint} into {options.CacheDirectory}…");
+            var snapshot = await DownloadProgressView.RunAsync(progress =>
+                client.DownloadSnapshotAsync(repoId, revision, variant, progress, cancellationToken));
+            Console.WriteLine($"{name}: {snapshot.Files.Count} files of commit {snapshot.Commit} at {snapshot.Directory}{(snapshot.FromCache ? " (from the cache)" : "")}");
             return snapshot;
         }
         catch (HubCacheMissException e)
         {
             throw new ModelUnavailableException(e.Message, e);
-        }
-    }
-
-    /// <summary>One line per file as its download completes.</summary>
-    private sealed class DownloadLines : IProgress<DownloadProgress>
-    {
-        private readonly HashSet<string> _done = new(StringComparer.Ordinal);
-
-        public void Report(DownloadProgress value)
-        {
-            if (value.TotalBytes > 0 && value.BytesDownloaded >= value.TotalBytes && _done.Add(value.Path))
-                Console.WriteLine($"  {value.Path} ({value.TotalBytes / (1024.0 * 1024):F1} MiB)");
         }
     }
 }

@@ -4,6 +4,7 @@ using Spectre.Console;
 using Spectre.Console.Cli;
 using Wuerstchen.Models.Loading;
 using Wuerstchen.Pipeline.Conversion;
+using Wuerstchen.Pipeline.Hub;
 using Wuerstchen.Pipeline.Inspection;
 using Wuerstchen.Pipeline.Models;
 using Wuerstchen.Pipeline.Storage;
@@ -72,22 +73,51 @@ public sealed class ModelsDownloadCommand : AsyncCommand<ModelsDownloadCommand.S
     public sealed class Settings : ModelsSettings
     {
         [CommandArgument(0, "<REPO>")]
-        [Description("A Hub repository, e.g. warp-ai/wuerstchen-prior or warp-ai/wuerstchen.")]
+        [Description("A Hub repository, e.g. warp-ai/wuerstchen-prior or warp-ai/wuerstchen; REPO@REV for a revision, as `models list` shows it.")]
         public string Repository { get; init; } = "";
 
         [CommandOption("--fp16")]
         [Description("The fp16 weights (where a component has them) instead of the full ones.")]
         public bool Fp16 { get; init; }
 
+        [CommandOption("--revision <REV>")]
+        [Description("The branch, tag or commit to fetch, e.g. v1.0 or a commit hash. Default: main. Use the result as REPO@REV in --prior-model or --decoder-model (or with --revision).")]
+        public string? Revision { get; init; }
+
         [CommandOption("--offline")]
         [Description("Only check the cache (also HF_HUB_OFFLINE=1).")]
         public bool Offline { get; init; }
+
+        public override ValidationResult Validate()
+        {
+            var result = base.Validate();
+            if (!result.Successful)
+                return result;
+            var (repository, pinned) = HubModelName.Split(Repository);
+            if (!HubModelName.IsRepositoryId(repository))
+                return ValidationResult.Error($"REPO '{Repository}' is not a Hub repository id of the form owner/name, e.g. warp-ai/wuerstchen-prior.");
+            if (pinned is not null && !HubModelName.IsValidRevision(pinned))
+                return ValidationResult.Error($"REPO '{Repository}': '{pinned}' is not a revision; {HubModelName.RevisionRule}.");
+            if (pinned is not null && Revision is not null)
+                return ValidationResult.Error($"REPO '{Repository}' names its revision already; give it there or with --revision, not both.");
+            if (Revision is not null && !HubModelName.IsValidRevision(Revision))
+                return ValidationResult.Error($"--revision '{Revision}' is not a revision; {HubModelName.RevisionRule}.");
+            return ValidationResult.Success();
+        }
+
+        /// <summary>The repository and the revision to fetch, from REPO[@REV] and --revision.</summary>
+        public (string Repository, string Revision) Target()
+        {
+            var (repository, pinned) = HubModelName.Split(Repository);
+            return (repository, pinned ?? Revision ?? HuggingFaceHubClient.DefaultRevision);
+        }
     }
 
     public override async Task<int> ExecuteAsync(CommandContext context, Settings settings, CancellationToken cancellationToken)
     {
         var options = ModelAvailability.HubOptionsFor(CliConfiguration.ModelsRoot(settings.Configuration()), settings.Offline);
-        await ModelAvailability.DownloadAsync(settings.Repository, options, settings.Fp16 ? "fp16" : null, cancellationToken);
+        var (repository, revision) = settings.Target();
+        await ModelAvailability.DownloadAsync(repository, revision, options, settings.Fp16 ? "fp16" : null, cancellationToken);
         return ExitCodes.Success;
     }
 }
@@ -131,11 +161,14 @@ public sealed class ModelsInspectCommand : AsyncCommand<ModelsInspectCommand.Set
             folder = locator.Resolve(name);
         }
         var report = await new ModelInspector(new InspectionOptions { ComputeSha256 = !settings.NoChecksums }).InspectAsync(folder, cancellationToken);
+        var hub = HubSnapshotOf(settings.Model, folder);
         if (settings.Json)
         {
             var node = JsonSerializer.SerializeToNode(report, JsonOptions)!.AsObject();
             if (version is not null)
                 node["fineTuned"] = JsonSerializer.SerializeToNode(version, JsonOptions);
+            if (hub is { } h)
+                node["hub"] = new System.Text.Json.Nodes.JsonObject { ["repository"] = h.Repository, ["revision"] = h.Revision, ["commit"] = h.Commit };
             Console.WriteLine(node.ToJsonString(JsonOptions));
             return ExitCodes.Success;
         }
@@ -145,6 +178,8 @@ public sealed class ModelsInspectCommand : AsyncCommand<ModelsInspectCommand.Set
                               $"final loss {version.FinalLoss?.ToString("F4", System.Globalization.CultureInfo.InvariantCulture) ?? "–"}, published {version.CreatedAt:yyyy-MM-dd HH:mm}Z");
             Console.WriteLine($"  dataset {version.Dataset} ({version.DatasetItems} items, version {version.DatasetVersion[..Math.Min(12, version.DatasetVersion.Length)]}), run {version.RunId}");
         }
+        if (hub is { } snapshot)
+            Console.WriteLine($"{snapshot.Repository} at revision {snapshot.Revision}, commit {snapshot.Commit}");
         Console.WriteLine($"{report.Root}{(report.PipelineClass is null ? "" : $" ({report.PipelineClass})")}");
         foreach (var component in report.Components)
         {
@@ -154,6 +189,20 @@ public sealed class ModelsInspectCommand : AsyncCommand<ModelsInspectCommand.Set
                 Console.WriteLine($"    {file.Path}  {file.SizeBytes:N0} bytes{(file.Sha256 is null ? "" : $"  sha256 {file.Sha256}")}");
         }
         return ExitCodes.Success;
+    }
+
+    /// <summary>For a model in the Hugging Face cache (<c>…/models--owner--name/snapshots/{commit}</c>): its repository, revision and commit.</summary>
+    private static (string Repository, string Revision, string Commit)? HubSnapshotOf(string name, string folder)
+    {
+        var snapshot = new DirectoryInfo(Path.GetFullPath(folder));
+        if (snapshot.Parent is not { Name: "snapshots" } snapshots || snapshots.Parent is not { } repository
+            || !repository.Name.StartsWith("models--", StringComparison.Ordinal))
+            return null;
+        string repositoryId = repository.Name["models--".Length..].Replace("--", "/", StringComparison.Ordinal);
+        string revision = HubModelName.Split(name).Revision
+            ?? HubModelName.CachedRevisions(repository.FullName).Where(r => r.Commit == snapshot.Name).Select(r => r.Revision).FirstOrDefault()
+            ?? snapshot.Name;
+        return (repositoryId, revision, snapshot.Name);
     }
 }
 
@@ -219,7 +268,10 @@ public sealed class ModelsConvertCommand : AsyncCommand<ModelsConvertCommand.Set
     }
 }
 
-/// <summary>The models a root holds: plain folders (up to two levels, e.g. warp-ai/wuerstchen) and Hugging Face cache entries.</summary>
+/// <summary>
+/// The models a root holds: plain folders (up to two levels, e.g. warp-ai/wuerstchen) and Hugging Face cache entries,
+/// one per downloaded revision (<c>owner/name</c> for main, <c>owner/name@revision</c> for the others).
+/// </summary>
 public static class ModelCatalog
 {
     public static IReadOnlyList<(string Name, string Kind, string Path)> Find(string root)
@@ -242,9 +294,9 @@ public static class ModelCatalog
                 continue;
             foreach (string cached in Directory.EnumerateDirectories(hub, "models--*").Order(StringComparer.Ordinal))
             {
-                string reference = Path.Combine(cached, "refs", "main");
-                if (File.Exists(reference))
-                    Add(Path.GetFileName(cached)["models--".Length..].Replace("--", "/", StringComparison.Ordinal), Path.Combine(cached, "snapshots", File.ReadAllText(reference).Trim()));
+                string name = Path.GetFileName(cached)["models--".Length..].Replace("--", "/", StringComparison.Ordinal);
+                foreach (var (revision, commit) in HubModelName.CachedRevisions(cached))
+                    Add(revision == HuggingFaceHubClient.DefaultRevision ? name : HubModelName.WithRevision(name, revision), Path.Combine(cached, "snapshots", commit));
             }
         }
         return found;

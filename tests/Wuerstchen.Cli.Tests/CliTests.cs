@@ -70,7 +70,7 @@ public sealed class CliTests : IDisposable
 
         var flag = await CliProcess.RunAsync(["generate", "a cat", "--models", _temp.File("empty-root"), "--offline", .. Store()], cancellationToken: Token);
         Assert.Equal(3, flag.ExitCode);
-        Assert.DoesNotContain("Fetching", flag.Output);
+        Assert.DoesNotContain("Fetching", flag.Output + flag.Error);
         Assert.Contains("offline mode is on (HF_HUB_OFFLINE=1 or --offline)", flag.Error);
         Assert.DoesNotContain("HubOptions", flag.Error);
 
@@ -191,7 +191,7 @@ public sealed class CliTests : IDisposable
         var download = await CliProcess.RunAsync(["models", "download", "warp-ai/wuerstchen-prior", "--models", root],
             new Dictionary<string, string?> { ["HF_ENDPOINT"] = hub.Endpoint.ToString() }, Token);
         Assert.True(download.ExitCode == 0, download.ToString());
-        Assert.Contains("prior/diffusion_pytorch_model.safetensors", download.Output);
+        Assert.Contains("prior/diffusion_pytorch_model.safetensors", download.Error); // progress goes to standard error
 
         var offline = await CliProcess.RunAsync(["models", "download", "warp-ai/wuerstchen-prior", "--models", root, "--offline"], cancellationToken: Token);
         Assert.Equal(0, offline.ExitCode);

@@ -90,6 +90,7 @@ internal sealed class BlobDownloader
             HubLog.RangeIgnored(_logger, repoId, file.Path, have);
             have = 0;
         }
+        progress?.Report(new DownloadProgress(repoId, file.Path, have, file.Size, Starting: true));
 
         await using var output = new FileStream(incomplete, have > 0 ? FileMode.Append : FileMode.Create, FileAccess.Write, FileShare.None, BufferSize, useAsync: true);
         await using var body = await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false);

@@ -105,10 +105,42 @@ internal sealed partial class HubRepoCache
     /// </summary>
     public static void Validate(string repoId, string revision)
     {
-        if (!RepoIdPattern().IsMatch(repoId) || repoId.Contains("..", StringComparison.Ordinal))
+        if (!IsRepoId(repoId))
             throw new ArgumentException($"'{repoId}' is not a repository id of the form owner/name.", nameof(repoId));
-        if (!RevisionPattern().IsMatch(revision) || revision.Split('/').Any(s => s is "" or "." or ".."))
+        if (!IsValidRevision(revision))
             throw new ArgumentException($"'{revision}' is not a valid revision (a branch, tag or commit).", nameof(revision));
+    }
+
+    public static bool IsRepoId(string repoId) => RepoIdPattern().IsMatch(repoId) && !repoId.Contains("..", StringComparison.Ordinal);
+
+    public static bool IsValidRevision(string revision) =>
+        revision.Length <= 255 && RevisionPattern().IsMatch(revision) && revision.Split('/').All(s => s is not ("" or "." or ".."));
+
+    /// <summary>Every <c>refs/{revision}</c> of a cached repository folder that names a commit, by revision.</summary>
+    public static IReadOnlyList<(string Revision, string Commit)> Refs(string repositoryFolder)
+    {
+        string refs = Path.Combine(repositoryFolder, "refs");
+        if (!Directory.Exists(refs))
+            return [];
+        var found = new List<(string, string)>();
+        foreach (string file in Directory.EnumerateFiles(refs, "*", SearchOption.AllDirectories))
+        {
+            string revision = Path.GetRelativePath(refs, file).Replace(Path.DirectorySeparatorChar, '/');
+            if (!IsValidRevision(revision) || revision.EndsWith(".tmp", StringComparison.Ordinal))
+                continue;
+            string commit;
+            try
+            {
+                commit = File.ReadAllText(file).Trim();
+            }
+            catch (IOException)
+            {
+                continue;
+            }
+            if (IsCommitHash(commit))
+                found.Add((revision, commit));
+        }
+        return found.OrderBy(r => r.Item1 == "main" ? "" : r.Item1, StringComparer.Ordinal).ToArray();
     }
 
     /// <summary>Whether a repository path from the Hub is safe to place under a snapshot folder.</summary>

@@ -1,6 +1,7 @@
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
 using Wuerstchen.Models.Loading;
+using Wuerstchen.Pipeline.Hub;
 
 namespace Wuerstchen.Pipeline.Models;
 
@@ -14,16 +15,25 @@ public sealed class UnknownModelException(string name, IReadOnlyList<string> sea
 }
 
 /// <summary>
-/// Maps model names (<c>warp-ai/wuerstchen-prior</c>) to folders in the published layout under the model root, and
-/// fine-tuned versions (<c>finetuned/{versionId}</c>) to the folders <see cref="FineTunedModels"/> materialises.
+/// Maps model names (<c>warp-ai/wuerstchen-prior</c>) to folders in the published layout under the model root, Hub
+/// models pinned to a revision (<c>warp-ai/wuerstchen-prior@v1.0</c>, see <see cref="HubModelName"/>) to the snapshot
+/// that revision was downloaded as, and fine-tuned versions (<c>finetuned/{versionId}</c>) to the folders <see cref="FineTunedModels"/> materialises.
 /// </summary>
 public sealed partial class ModelLocator(IOptions<ModelOptions> options, FineTunedModels? fineTuned = null)
 {
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")]
     private static partial Regex NamePattern();
 
-    public static bool IsWellFormed(string? name) =>
-        !string.IsNullOrEmpty(name) && name.Length <= 200 && NamePattern().IsMatch(name) && !name.Contains("..", StringComparison.Ordinal);
+    /// <summary>A model name, or a Hub repository pinned to a revision (<see cref="HubModelName"/>: <c>owner/name@revision</c>).</summary>
+    public static bool IsWellFormed(string? name)
+    {
+        if (string.IsNullOrEmpty(name) || name.Length > 200)
+            return false;
+        var (repository, revision) = HubModelName.Split(name);
+        if (revision is not null)
+            return HubModelName.IsRepositoryId(repository) && HubModelName.IsValidRevision(revision);
+        return NamePattern().IsMatch(name) && !name.Contains("..", StringComparison.Ordinal);
+    }
 
     /// <summary>The model folder for <paramref name="name"/>, or null with the places searched.</summary>
     public string? TryResolve(string name, out IReadOnlyList<string> searched)
@@ -41,6 +51,16 @@ public sealed partial class ModelLocator(IOptions<ModelOptions> options, FineTun
             return local;
         }
         string root = Path.GetFullPath(options.Value.Root);
+        if (HubModelName.Split(name) is (var hubRepository, { } revision))
+        {
+            // A revision is only in the Hugging Face cache, where its download recorded the commit it resolved to.
+            foreach (string hub in new[] { Path.Combine(root, "hub"), root })
+            {
+                var cache = new HubRepoCache(hub, hubRepository);
+                candidates.Add(cache.ResolveCommit(revision) is { } commit ? cache.SnapshotFolder(commit) : $"{cache.RepoFolder} (no download of revision '{revision}')");
+            }
+            return candidates.FirstOrDefault(IsModelFolder);
+        }
         candidates.Add(Path.Combine(root, name));
         string cacheName = "models--" + name.Replace("/", "--", StringComparison.Ordinal);
         foreach (string hub in new[] { Path.Combine(root, "hub"), root })
@@ -123,6 +143,12 @@ public sealed partial class ModelLocator(IOptions<ModelOptions> options, FineTun
                     string name = repository["models--".Length..].Replace("--", "/", StringComparison.Ordinal);
                     if (TryResolve(name, out _) is { } snapshot && ModelRoles.Unloadable(snapshot, role) is null)
                         names.Add(name);
+                    foreach (var (revision, _) in HubModelName.CachedRevisions(Path.Combine(hub, repository)).Where(r => r.Revision != HuggingFaceHubClient.DefaultRevision))
+                    {
+                        string pinned = HubModelName.WithRevision(name, revision);
+                        if (TryResolve(pinned, out _) is { } revisionSnapshot && ModelRoles.Unloadable(revisionSnapshot, role) is null)
+                            names.Add(pinned);
+                    }
                 }
             }
         }

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Collections.Immutable;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
@@ -18,13 +19,13 @@ internal sealed record HubRequest(string Method, string Host, string Path, strin
 /// A local stand-in for the Hugging Face Hub on 127.0.0.1: the model-info API, HEAD/GET on <c>/{repo}/resolve/{rev}/{path}</c>
 /// with the Hub's headers (ETag, X-Repo-Commit; for LFS files, <c>*.safetensors</c> here, X-Linked-Etag = SHA-256 and
 /// X-Linked-Size plus a redirect), and the redirect target <c>http://localhost:{port}/lfs/{sha256}</c> standing for the
-/// storage host, with Range support. Faults can be injected per file. It stops when disposed, or after five minutes.
+/// storage host, with Range support. A repository may have several commits, each with its revisions. Faults can be injected per file. It stops when disposed, or after five minutes.
 /// </summary>
 internal sealed class FakeHubServer : IDisposable
 {
     private readonly HttpListener _listener;
     private readonly CancellationTokenSource _stop = new(TimeSpan.FromMinutes(5));
-    private readonly ConcurrentDictionary<string, Repo> _repos = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ImmutableList<Repo>> _repos = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (string Path, byte[] Bytes)> _lfs = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, Fault> _faults = new(StringComparer.Ordinal);
     private readonly Task _loop;
@@ -76,7 +77,15 @@ internal sealed class FakeHubServer : IDisposable
             if (IsLfs(path))
                 _lfs[Sha256(bytes)] = (path, bytes);
         }
-        _repos[repoId] = new Repo(commit, files, new HashSet<string>(revisions.Append(commit), StringComparer.Ordinal));
+        var repo = new Repo(commit, files, new HashSet<string>(revisions.Append(commit), StringComparer.Ordinal));
+        _repos.AddOrUpdate(repoId, [repo], (_, commits) => commits.Insert(0, repo));
+    }
+
+    /// <summary>The commit of <paramref name="repoId"/> that <paramref name="revision"/> names; the latest added wins.</summary>
+    private bool TryFind(string repoId, string revision, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Repo? repo)
+    {
+        repo = _repos.TryGetValue(repoId, out var commits) ? commits.FirstOrDefault(c => c.Revisions.Contains(revision)) : null;
+        return repo is not null;
     }
 
     /// <summary>The next GET of <paramref name="path"/>'s bytes sends <see cref="DropAfterBytes"/> bytes, then closes the connection.</summary>
@@ -163,7 +172,7 @@ internal sealed class FakeHubServer : IDisposable
     {
         // {owner}/{name}/revision/{revision}
         var parts = rest.Split('/', 4);
-        if (parts.Length != 4 || parts[2] != "revision" || !_repos.TryGetValue($"{parts[0]}/{parts[1]}", out var repo) || !repo.Revisions.Contains(parts[3]))
+        if (parts.Length != 4 || parts[2] != "revision" || !TryFind($"{parts[0]}/{parts[1]}", parts[3], out var repo))
         {
             NotFound(response);
             return;
@@ -185,8 +194,8 @@ internal sealed class FakeHubServer : IDisposable
         // /{owner}/{name}/resolve/{revision}/{file path}
         var parts = path.TrimStart('/').Split('/', 5);
         var response = context.Response;
-        if (parts.Length != 5 || parts[2] != "resolve" || !_repos.TryGetValue($"{parts[0]}/{parts[1]}", out var repo)
-            || !repo.Revisions.Contains(parts[3]) || !repo.Files.TryGetValue(parts[4], out var bytes))
+        if (parts.Length != 5 || parts[2] != "resolve" || !TryFind($"{parts[0]}/{parts[1]}", parts[3], out var repo)
+            || !repo.Files.TryGetValue(parts[4], out var bytes))
         {
             NotFound(response);
             return;

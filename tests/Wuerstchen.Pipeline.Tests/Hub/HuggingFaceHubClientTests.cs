@@ -6,6 +6,7 @@ using Wuerstchen.Models.IO;
 using Wuerstchen.Models.Loading;
 using Wuerstchen.Models.Tests;
 using Wuerstchen.Pipeline.Hub;
+using Wuerstchen.Pipeline.Models;
 
 namespace Wuerstchen.Pipeline.Tests.Hub;
 
@@ -412,6 +413,70 @@ public sealed class HuggingFaceHubClientTests : IDisposable
             Assert.Equal(HubFixtures.PriorRepo, last.RepoId);
         }
     }
+
+    [Fact]
+    public async Task AResumedDownloadReportsFromWhereItResumesAndNeverPastTheFileSize()
+    {
+        const string path = "prior/diffusion_pytorch_model.safetensors";
+        var tree = ServePrior();
+        _server.DropConnectionOnce(path);
+        var reports = new List<DownloadProgress>();
+        using var client = Client(Options() with { MaxParallelDownloads = 1 });
+
+        await client.DownloadSnapshotAsync(HubFixtures.PriorRepo, progress: new SynchronousProgress(reports), cancellationToken: Cancellation);
+
+        // The first request starts from nothing, the resumed one from the bytes kept…
+        Assert.Equal([0, _server.DropAfterBytes], reports.Where(r => r.Path == path && r.Starting).Select(r => r.BytesDownloaded));
+        var file = reports.Where(r => r.Path == path).Select(r => r.BytesDownloaded).ToArray();
+        Assert.Equal(0, file[0]);
+        Assert.Equal(tree[path].Length, file[^1]); // …and the reports reach the file's size
+        Assert.All(file, bytes => Assert.InRange(bytes, 0, tree[path].Length));
+        int resumedAt = Array.LastIndexOf(file, _server.DropAfterBytes);
+        Assert.True(file[resumedAt..].Zip(file[(resumedAt + 1)..]).All(p => p.First <= p.Second), "after resuming, progress only grows");
+    }
+
+    [Fact]
+    public async Task ARevisionIsListedByNameAndItsFilesAreFetchedAtTheCommitItNames()
+    {
+        var main = ServePrior();
+        string taggedCommit = HubFixtures.CommitOf("prior v1.0");
+        var tagged = HubFixtures.Tree("models/prior-pipeline");
+        tagged["model_index.json"] = [.. tagged["model_index.json"], (byte)'\n'];
+        _server.AddRepo(HubFixtures.PriorRepo, taggedCommit, tagged, "v1.0");
+        using var client = Client();
+
+        var snapshot = await client.DownloadSnapshotAsync(HubFixtures.PriorRepo, "v1.0", cancellationToken: Cancellation);
+
+        Assert.Equal(("v1.0", taggedCommit), (snapshot.Revision, snapshot.Commit));
+        Assert.Contains(_server.Requests, r => r.Path == $"/api/models/{HubFixtures.PriorRepo}/revision/v1.0");
+        var resolves = _server.Requests.Where(r => r.Path.Contains("/resolve/", StringComparison.Ordinal)).ToArray();
+        Assert.NotEmpty(resolves);
+        Assert.All(resolves, r => Assert.StartsWith($"/{HubFixtures.PriorRepo}/resolve/{taggedCommit}/", r.Path));
+        AssertSnapshotHolds(snapshot, tagged, snapshot.Files);
+        string repository = Path.Combine(CacheDirectory, "models--warp-ai--wuerstchen-prior");
+        Assert.Equal(taggedCommit, File.ReadAllText(Path.Combine(repository, "refs", "v1.0")));
+        Assert.False(File.Exists(Path.Combine(repository, "refs", "main")));
+        Assert.NotEqual(main["model_index.json"].Length, File.ReadAllBytes(Path.Combine(snapshot.Directory, "model_index.json")).Length);
+
+        // The pinned name resolves to that snapshot, and the plain name does not (main was never downloaded).
+        var locator = new ModelLocator(Microsoft.Extensions.Options.Options.Create(new ModelOptions { Root = Path.GetDirectoryName(CacheDirectory)! }));
+        Assert.Equal(snapshot.Directory, locator.TryResolve($"{HubFixtures.PriorRepo}@v1.0", out _));
+        Assert.Null(locator.TryResolve(HubFixtures.PriorRepo, out _));
+        Assert.Null(locator.TryResolve($"{HubFixtures.PriorRepo}@v2.0", out var searched));
+        Assert.Contains(searched, s => s.Contains("no download of revision 'v2.0'", StringComparison.Ordinal));
+        Assert.Contains($"{HubFixtures.PriorRepo}@v1.0", locator.Available(ModelRole.Prior));
+    }
+
+    [Theory]
+    [InlineData("warp-ai/wuerstchen-prior@v1.0", true)]
+    [InlineData("warp-ai/wuerstchen-prior@refs/pr/1", true)]
+    [InlineData("warp-ai/wuerstchen-prior@0123456789abcdef0123456789abcdef01234567", true)]
+    [InlineData("warp-ai/wuerstchen-prior@", false)]
+    [InlineData("warp-ai/wuerstchen-prior@../../etc", false)]
+    [InlineData("warp-ai/wuerstchen-prior@v 1", false)]
+    [InlineData("prior-pipeline@v1.0", false)]
+    public void AModelNameTakesARevisionOnlyAfterAHubRepositoryId(string name, bool wellFormed) =>
+        Assert.Equal(wellFormed, ModelLocator.IsWellFormed(name));
 
     [Fact]
     public async Task AnUnknownRepositoryIsReportedAsNotFound()
