@@ -191,6 +191,7 @@ public sealed class WebAppTests(WebAppFixture app)
         app.Wait(d => d.Url.Contains("#/finetune/", StringComparison.Ordinal) ? true : (bool?)null, "the run's page");
         app.Wait(d => d.FindElement(By.CssSelector("main [role=status]")).Text.StartsWith("Completed at step 4 of 4", StringComparison.Ordinal) ? true : (bool?)null,
             "the finished run", TimeSpan.FromMinutes(4));
+        Assert.DoesNotContain("false", Browser.FindElement(By.CssSelector("main .actions")).Text);
         var chart = app.Wait(d => d.FindElement(By.CssSelector("#loss-chart svg")), "the loss chart");
         string[] points = chart.FindElement(By.CssSelector("polyline.train")).GetAttribute("points")!.Split(' ');
         Assert.Equal(4, points.Length);

@@ -36,6 +36,16 @@ public sealed class HostAgreementTests
     }
 
     [Fact]
+    public void TheWebAppsFilesAreAllEmbeddedForBothHosts()
+    {
+        string root = Path.Combine(RepositoryRoot(), "src", "Wuerstchen.Web", "wwwroot");
+        var onDisk = Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(root, f).Replace('\\', '/')).Order(StringComparer.Ordinal).ToArray();
+        Assert.Contains("index.html", onDisk);
+        Assert.Equal(onDisk, EmbeddedFiles.WebApp.Files.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task BothHostsAnswerTheSameRequestsWithTheSameStatusCodes()
     {
         await using var environment = await TestEnvironment.StartAsync(useAzurite: false);
@@ -64,6 +74,10 @@ public sealed class HostAgreementTests
             new("GET", "/", Keyed: false),
             new("GET", "/app/", Keyed: false),
             new("GET", "/app/no-such-file.js", Keyed: false),
+            new("GET", "/app/index.html", Keyed: false),
+            new("GET", "/app/app.css", Keyed: false),
+            new("GET", "/app/js/app.js", Keyed: false),
+            new("GET", "/app/../host.json", Keyed: false),
             new("GET", "/no-such-route", Keyed: false),
             new("POST", "/api/generations", "{\"prompt\": ", Keyed: true),
             new("POST", "/api/generations", "{\"prompt\": \"x\", \"negative_prompt\": \"y\"}", Keyed: true),

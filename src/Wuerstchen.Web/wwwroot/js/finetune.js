@@ -112,14 +112,15 @@ export async function fineTuneRunPage(main, id) {
     const actionKey = `${s.status}|${s.model}`;
     if (actionKey !== lastActions) {
       lastActions = actionKey;
-      actions.replaceChildren(
+      actions.replaceChildren(...[
         !ended && h('button', { type: 'button', class: 'danger', onclick: async (event) => {
           event.target.disabled = true;
           try { await del(`finetunes/${id}`); live.textContent = 'Cancelling…'; } catch (e) { showError(panel, e); }
         } }, 'Cancel'),
         ended && s.status !== 'Completed' && h('button', { type: 'button', onclick: () => resume(id, s, panel) }, 'Resume'),
         s.model && h('a', { class: 'button primary', href: `#/generate?model=${encodeURIComponent(s.model)}` }, `Generate with ${s.model}`),
-        s.rawModel && h('a', { class: 'button', href: `#/generate?model=${encodeURIComponent(s.rawModel)}` }, 'Generate with the raw weights'));
+        s.rawModel && h('a', { class: 'button', href: `#/generate?model=${encodeURIComponent(s.rawModel)}` }, 'Generate with the raw weights'),
+      ].filter(Boolean));
       if (s.model) forgetModelCatalog();
     }
     problems.replaceChildren(
