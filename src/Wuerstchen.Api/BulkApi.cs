@@ -30,9 +30,9 @@ public sealed class BulkApi(BulkService bulk, IBlobStore store, IOptions<ApiOpti
             return HttpResults.Invalid("body", "Send a JSON object with prompts (and optionally jobId and settings).");
         if (body["settings"] is not JsonObject settings)
             body["settings"] = settings = [];
-        if (options.Value.DefaultPriorModel is { } prior && !settings.ContainsKey("priorModel"))
+        if (options.Value.DefaultPriorModel is { Length: > 0 } prior && !settings.ContainsKey("priorModel"))
             settings["priorModel"] = prior;
-        if (options.Value.DefaultDecoderModel is { } decoder && !settings.ContainsKey("decoderModel"))
+        if (options.Value.DefaultDecoderModel is { Length: > 0 } decoder && !settings.ContainsKey("decoderModel"))
             settings["decoderModel"] = decoder;
         var outcome = await bulk.StartAsync(client, body, cancellationToken);
         switch (outcome.Disposition)

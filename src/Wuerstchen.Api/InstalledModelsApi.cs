@@ -8,7 +8,9 @@ namespace Wuerstchen.Api;
 public sealed class InstalledModelsApi(InstalledModels installed, IOptions<ApiOptions> options)
 {
     public IActionResult List() =>
-        new OkObjectResult(new InstalledModelListResponse(installed.List(), options.Value.DefaultPriorModel, options.Value.DefaultDecoderModel));
+        new OkObjectResult(new InstalledModelListResponse(installed.List(), NullIfEmpty(options.Value.DefaultPriorModel), NullIfEmpty(options.Value.DefaultDecoderModel)));
+
+    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 }
 
 /// <summary>
