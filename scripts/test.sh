@@ -22,6 +22,16 @@ source scripts/azurite.sh
 azurite_start "$root/.artifacts/azurite"
 trap azurite_stop EXIT
 
+# The Functions host for the host integration tests (tests/Wuerstchen.Functions.HostTests), built from
+# ../shared/tools/functions-host once and cached in .artifacts/functions-host.
+host_start=$SECONDS
+if scripts/functions-host.sh >/dev/null; then
+  echo "Functions host: ready in $((SECONDS - host_start)) s (.artifacts/functions-host)."
+else
+  echo "error: the Functions host could not be built; the host integration tests will fail." >&2
+  status=1
+fi
+
 results="$root/.artifacts/test-results"
 rm -rf "$results"
 # Tests that need a GPU carry the trait Category=Cuda and are filtered out here (scripts/gpu-benchmark.sh run runs
@@ -45,6 +55,28 @@ print_summary() {
   done
   echo "Tests: $passed passed, $failed failed, $skipped skipped"
 }
+# How long each test project took (the host integration layer starts real hosts: it is the long one), and the figures
+# that layer measured (start-up, restart after a kill, orchestration latency).
+print_durations() {
+  python3 - "$results" <<'PY'
+import glob, re, sys
+from datetime import datetime
+def when(text):
+    return datetime.fromisoformat(re.sub(r"(\.\d{6})\d*", r"\1", text))
+for path in sorted(glob.glob(sys.argv[1] + "/*.trx")):
+    trx = open(path, encoding="utf-8").read()
+    times = re.search(r'<Times [^>]*start="([^"]+)"[^>]*finish="([^"]+)"', trx)
+    project = re.search(r'codeBase="[^"]*?([^/\\"]+)\.dll"', trx)
+    if times and project:
+        seconds = int((when(times.group(2)) - when(times.group(1))).total_seconds())
+        print(f"  {project.group(1)}: {seconds // 60} min {seconds % 60:02d} s")
+PY
+  if [ -s "$root/.artifacts/host-tests/figures.txt" ]; then
+    echo "Figures of the host integration layer (.artifacts/host-tests/figures.txt; host logs beside it):"
+    sed 's/^/  /' "$root/.artifacts/host-tests/figures.txt"
+  fi
+}
+print_durations || true
 # The reliability suites' counts (inputs tried, faults injected, items lost), as docs/reliability.md records them.
 [ -s "$results/reliability.log" ] && sort "$results/reliability.log"
 print_summary

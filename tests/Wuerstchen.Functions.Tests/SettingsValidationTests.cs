@@ -25,13 +25,22 @@ public sealed class SettingsValidationTests : IDisposable
             ["Wuerstchen:Storage:Kind"] = "FileSystem",
             ["Wuerstchen:Storage:RootPath"] = _temp.File("store"),
             ["Wuerstchen:Models:Root"] = _temp.File("models"),
+            // The settings the triggers name must be app settings (TriggerSettings); the example settings carry them.
+            ["Wuerstchen:Bulk:QueueName"] = "generation-jobs",
+            ["Wuerstchen:Training:Schedule"] = "0 0 3 * * *",
         };
         foreach (var (key, value) in overrides)
-            values[key] = value;
+        {
+            if (value is null)
+                values.Remove(key);
+            else
+                values[key] = value;
+        }
         builder.Configuration.AddInMemoryCollection(values);
         builder.Logging.SetMinimumLevel(LogLevel.None);
         builder.Services.AddWuerstchenWorkflows(builder.Configuration);
         builder.Services.AddWuerstchenApi(builder.Configuration);
+        builder.Services.AddWuerstchenTriggerSettings(builder.Configuration);
         return builder.Build();
     }
 
@@ -67,6 +76,19 @@ public sealed class SettingsValidationTests : IDisposable
         // A value of the wrong type fails in binding (which names the setting too); the rest in validation.
         Assert.True(error is OptionsValidationException || (error is InvalidOperationException && value is "Floppy" or "Email"), error.ToString());
         Assert.Contains(key, error.Message);
+    }
+
+    /// <summary>The host resolves a trigger's %setting% from the app settings alone and would disable the trigger without it.</summary>
+    [Theory]
+    [InlineData("Wuerstchen:Bulk:QueueName")]
+    [InlineData("Wuerstchen:Training:Schedule")]
+    public async Task AMissingTriggerSettingStopsTheAppAtStartUpNamingIt(string key)
+    {
+        Assert.Contains(key, TriggerSettings.Named);
+        using var host = Build(new Dictionary<string, string?> { [key] = null });
+        var error = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync(Token));
+        Assert.Contains(key, error.Message);
+        Assert.Contains(key.Replace(":", "__", StringComparison.Ordinal), error.Message);
     }
 
     [Fact]

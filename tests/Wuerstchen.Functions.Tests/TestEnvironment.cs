@@ -95,15 +95,7 @@ public sealed class TestEnvironment : IAsyncDisposable
     }
 
     /// <summary>A model root where the published names point at the fixture models, as a deployment's root would.</summary>
-    private static string LinkFixtureModels(TempDirectory temp)
-    {
-        string root = temp.File("models");
-        Directory.CreateDirectory(Path.Combine(root, "warp-ai"));
-        Directory.CreateSymbolicLink(Path.Combine(root, "warp-ai", "wuerstchen-prior"), ParityFixtures.PathOf("models/prior-pipeline"));
-        Directory.CreateSymbolicLink(Path.Combine(root, "warp-ai", "wuerstchen"), ParityFixtures.PathOf("models/decoder-pipeline"));
-        Directory.CreateSymbolicLink(Path.Combine(root, "effnet"), ParityFixtures.PathOf("models/effnet"));
-        return root;
-    }
+    private static string LinkFixtureModels(TempDirectory temp) => FixtureModelRoot.Create(temp.File("models"));
 
     public static void RequireAzurite()
     {

@@ -30,14 +30,22 @@ public sealed partial class ProgressPublisher : IProgress<StageProgress>, IAsync
 
     public static async Task<StageProgress?> ReadAsync(IBlobStore store, string generationId, CancellationToken cancellationToken)
     {
-        try
+        for (int attempt = 1; ; attempt++)
         {
-            await using var stream = await store.OpenReadAsync(BlobNameFor(generationId), cancellationToken).ConfigureAwait(false);
-            return await JsonSerializer.DeserializeAsync<StageProgress>(stream, cancellationToken: cancellationToken).ConfigureAwait(false);
-        }
-        catch (BlobNotFoundException)
-        {
-            return null;
+            try
+            {
+                await using var stream = await store.OpenReadAsync(BlobNameFor(generationId), cancellationToken).ConfigureAwait(false);
+                return await JsonSerializer.DeserializeAsync<StageProgress>(stream, cancellationToken: cancellationToken).ConfigureAwait(false);
+            }
+            catch (BlobNotFoundException)
+            {
+                return null;
+            }
+            // The blob is rewritten about once a second while a stage runs, and Azure Blob Storage reads are pinned to the
+            // version they opened: a read that overlaps a rewrite fails (412), so the newer version is read instead.
+            catch (Azure.RequestFailedException e) when (e.Status == 412 && attempt < 3)
+            {
+            }
         }
     }
 
