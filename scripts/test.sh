@@ -17,6 +17,9 @@ status=0
 ./infra/check.sh || status=$?
 ./scripts/check-format.sh || status=$?
 
+# The web app's browser tests drive Debian's headless Chromium: install it (and its driver) when missing.
+./scripts/install-browser.sh
+
 source scripts/azurite.sh
 azurite_start "$root/.artifacts/azurite"
 trap azurite_stop EXIT

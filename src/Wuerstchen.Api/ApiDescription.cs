@@ -126,7 +126,8 @@ public static class ApiDescription
     private static string Tag(ApiRoute route) => route.Template switch
     {
         var t when t.StartsWith("api/generations", StringComparison.Ordinal) => "Generations",
-        var t when t.StartsWith("api/finetunes", StringComparison.Ordinal) || t == ApiRoutes.Models => "Fine-tuning",
+        var t when t.StartsWith("api/bulk", StringComparison.Ordinal) => "Bulk jobs",
+        var t when t.StartsWith("api/finetunes", StringComparison.Ordinal) || t.StartsWith(ApiRoutes.Models, StringComparison.Ordinal) => "Fine-tuning and models",
         var t when t.StartsWith("api/health", StringComparison.Ordinal) => "Health",
         var t when t.StartsWith("api/", StringComparison.Ordinal) => "API description",
         _ => "Web app",

@@ -47,6 +47,10 @@ public static class ApiEndpoints
         services.TryAddSingleton<GenerationApi>();
         services.TryAddSingleton<FineTuneApi>();
         services.TryAddSingleton<HealthApi>();
+        services.TryAddSingleton<GalleryApi>();
+        services.TryAddSingleton<BulkApi>();
+        services.TryAddSingleton<FineTuneHistoryApi>();
+        services.TryAddSingleton<InstalledModelsApi>();
         return services;
     }
 }

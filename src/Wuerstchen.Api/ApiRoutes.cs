@@ -72,6 +72,16 @@ public static class ApiRoutes
     public const string HealthStartup = "api/health/startup";
     public const string HealthReady = "api/health/ready";
     public const string HealthReport = "api/health";
+    public const string GenerationThumbnail = "api/generations/{id}/images/{index:int}/thumbnail";
+    public const string BulkJobs = "api/bulk";
+    public const string BulkJob = "api/bulk/{jobId}";
+    public const string BulkManifest = "api/bulk/{jobId}/manifest";
+    public const string BulkImage = "api/bulk/{jobId}/images/{index:int}/{n:int}";
+    public const string BulkZip = "api/bulk/{jobId}/zip";
+    public const string FineTuneLoss = "api/finetunes/{id}/loss";
+    public const string FineTuneGrids = "api/finetunes/{id}/grids";
+    public const string FineTuneGridAtStep = "api/finetunes/{id}/grids/{step:int}";
+    public const string InstalledModels = "api/models/installed";
     public const string OpenApi = "api/openapi.json";
     public const string Reference = "api/docs";
 
@@ -130,6 +140,41 @@ public static class ApiRoutes
         new("ListModels", "GET", Models, RouteAccess.Key, "The published fine-tuned model versions", null,
             [new(200, "The versions.", typeof(ModelListResponse)), Unauthorized],
             call => call.Handler<FineTuneApi>().ListModels(call.Request, call.CancellationToken)),
+        new("ListGenerations", "GET", Generations, RouteAccess.Key, "The gallery: generations newest first, paged with a continuation token, filtered by model and text", null,
+            [new(200, "A page.", typeof(GenerationListResponse)), Invalid, Unauthorized],
+            call => call.Handler<GalleryApi>().List(call.Request, call.Client, call.CancellationToken),
+            [new("limit", "Items per page, 1 … 100 (24).", "integer"), new("continuationToken", "Where the previous page ended (its `continuationToken`)."),
+             new("model", "Only generations whose Stage C model is this one."), new("q", "Only generations whose prompt or negative prompt holds this text (any case).")]),
+        new("GetGenerationThumbnail", "GET", GenerationThumbnail, RouteAccess.Key, "A small JPEG of one image of a finished generation (320 px on its longer side)", null,
+            [new(200, "The JPEG.", null, "image/jpeg"), NotFound("Unknown generation, not finished, or no such image."), Unauthorized],
+            call => call.Handler<GalleryApi>().Thumbnail(call.Request, call.Client, call.Id, RouteInt(call, "index"), call.CancellationToken)),
+        new("StartBulkJob", "POST", BulkJobs, RouteAccess.Key, "Start a bulk job: prompts and shared settings, as the queue message", typeof(BulkJobRequest),
+            [new(202, "Accepted (or the same job again: `existing`).", typeof(StartedResponse)), Invalid, TooLarge, Conflict("The job id was used for a different job."), Unauthorized],
+            call => call.Handler<BulkApi>().Start(call.Request, call.Client, call.CancellationToken)),
+        new("GetBulkJob", "GET", BulkJob, RouteAccess.Key, "A bulk job's batches and, once done, its summary and results", null,
+            [new(200, "The status.", typeof(BulkStatusResponse)), NotFound("No bulk job with this id."), Unauthorized],
+            call => call.Handler<BulkApi>().Get(call.Request, call.Client, RouteText(call, "jobId"), call.CancellationToken)),
+        new("GetBulkManifest", "GET", BulkManifest, RouteAccess.Key, "A finished bulk job's manifest (JSON lines)", null,
+            [new(200, "The manifest.", null, "application/x-ndjson"), NotFound("Unknown job, or not finished."), Unauthorized],
+            call => call.Handler<BulkApi>().GetManifest(call.Request, RouteText(call, "jobId"), call.CancellationToken)),
+        new("GetBulkImage", "GET", BulkImage, RouteAccess.Key, "Image n of prompt index of a finished bulk job (PNG)", null,
+            [new(200, "The PNG.", null, "image/png"), new(302, "A short-lived read link."), NotFound("Unknown job, not finished, or no such image."), Unauthorized],
+            call => call.Handler<BulkApi>().GetImage(call.Request, RouteText(call, "jobId"), RouteInt(call, "index"), RouteInt(call, "n"), call.CancellationToken)),
+        new("GetBulkZip", "GET", BulkZip, RouteAccess.Key, "Every image of a finished bulk job and its manifest, as one zip", null,
+            [new(200, "The zip.", null, "application/zip"), NotFound("Unknown job, or not finished."), Unauthorized],
+            call => call.Handler<BulkApi>().GetZip(call.Request, RouteText(call, "jobId"), call.CancellationToken)),
+        new("GetFineTuneLoss", "GET", FineTuneLoss, RouteAccess.Key, "A fine-tune's whole loss log: training loss per step, evaluation loss per chunk", null,
+            [new(200, "The points.", typeof(LossLogResponse)), NotFound("No fine-tune with this id."), Unauthorized],
+            call => call.Handler<FineTuneHistoryApi>().GetLoss(call.Request, call.Client, call.Id, call.CancellationToken)),
+        new("ListFineTuneGrids", "GET", FineTuneGrids, RouteAccess.Key, "The validation grid of every checkpoint of a fine-tune", null,
+            [new(200, "The grids.", typeof(GridListResponse)), NotFound("No fine-tune with this id."), Unauthorized],
+            call => call.Handler<FineTuneHistoryApi>().ListGrids(call.Request, call.Client, call.Id, call.CancellationToken)),
+        new("GetFineTuneGridAtStep", "GET", FineTuneGridAtStep, RouteAccess.Key, "The validation grid of one checkpoint (PNG)", null,
+            [new(200, "The PNG.", null, "image/png"), new(302, "A short-lived read link."), NotFound("Unknown fine-tune, or no grid at that step."), Unauthorized],
+            call => call.Handler<FineTuneHistoryApi>().GetGrid(call.Request, call.Client, call.Id, RouteInt(call, "step"), call.CancellationToken)),
+        new("ListInstalledModels", "GET", InstalledModels, RouteAccess.Key, "The models under the model root each stage can load, and the host's defaults", null,
+            [new(200, "The models.", typeof(InstalledModelListResponse)), Unauthorized],
+            call => Task.FromResult(call.Handler<InstalledModelsApi>().List())),
         new("HealthLive", "GET", HealthLive, RouteAccess.Anonymous, "Liveness: the worker answers", null,
             [new(200, "Alive.", typeof(LiveResponse))],
             call => Task.FromResult(HealthApi.Live())),
@@ -155,6 +200,10 @@ public static class ApiRoutes
             [new(200, "The file.", null, "text/html"), NotFound("No such file.")],
             call => Task.FromResult(EmbeddedFiles.WebApp.Get(call.Request.RouteValues["path"] as string))),
     ];
+
+    private static string RouteText(ApiCall call, string name) => (string)call.Request.RouteValues[name]!;
+
+    private static int RouteInt(ApiCall call, string name) => int.Parse(RouteText(call, name), System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>The route with this trigger name.</summary>
     public static ApiRoute Named(string name) => All.Single(r => r.Name == name);

@@ -22,6 +22,8 @@ public sealed class FineTuneApi(FineTuneService fineTunes, IBlobStore store, IOp
         if (bodyError is not null)
             return bodyError;
 
+        if (body is not null)
+            body = body with { BasePrior = body.BasePrior ?? NullIfEmpty(options.Value.DefaultPriorModel), DecoderModel = body.DecoderModel ?? NullIfEmpty(options.Value.DefaultDecoderModel) };
         var outcome = await fineTunes.StartAsync(client, body, cancellationToken);
         switch (outcome.Disposition)
         {
@@ -76,6 +78,8 @@ public sealed class FineTuneApi(FineTuneService fineTunes, IBlobStore store, IOp
         var versions = await fineTunes.ListModelsAsync(cancellationToken);
         return new OkObjectResult(new ModelListResponse(versions.Select(ModelVersionResponse.From).ToArray()));
     }
+
+    private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 
     internal static string StatusUrl(HttpRequest request, string id) => HttpResults.Url(request, $"finetunes/{id}");
 

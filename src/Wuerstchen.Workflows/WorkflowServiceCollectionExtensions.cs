@@ -36,16 +36,19 @@ public static class WorkflowServiceCollectionExtensions
 
         services.TryAddSingleton<FineTunedModels>();
         services.TryAddSingleton<ModelLocator>();
+        services.TryAddSingleton<InstalledModels>();
         services.TryAddSingleton<ModelHost>();
         services.TryAddSingleton<StageBatcher>();
         services.TryAddSingleton<GenerationStages>();
         services.TryAddSingleton<BatchPlanStore>();
         services.TryAddSingleton<GenerationCancellation>();
         services.TryAddSingleton<StageActivities>();
+        services.TryAddSingleton<GenerationGallery>();
         services.TryAddSingleton<GenerationService>();
         services.TryAddSingleton<BulkActivities>();
         services.TryAddSingleton<Webhooks.WebhookActivities>();
         services.TryAddSingleton<BulkJobIntake>();
+        services.TryAddSingleton<BulkService>();
         services.TryAddSingleton<CheckpointStore>();
         services.TryAddSingleton<DatasetPreparer>();
         services.TryAddSingleton<PriorFineTuner>();

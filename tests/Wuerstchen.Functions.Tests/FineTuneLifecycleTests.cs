@@ -56,6 +56,8 @@ public sealed partial class FineTuneTests
         Assert.Empty(guard.Violations);
     }
 
+    /// <summary>A start's answer as the client reads it (JSON, web naming).</summary>
+
     [Fact]
     public async Task TenSimultaneousStartsOfOneFineTuneRunItOnceAndTellEveryCallerTheTruth()
     {

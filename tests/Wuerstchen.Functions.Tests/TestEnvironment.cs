@@ -46,6 +46,8 @@ public sealed class TestEnvironment : IAsyncDisposable
 
     public FineTuneHttpFunctions FineTunes => new(Services.GetRequiredService<FineTuneApi>());
 
+    public GalleryHttpFunctions Gallery => new(Services.GetRequiredService<GalleryApi>());
+
     public const string AzuriteConnectionString = "UseDevelopmentStorage=true";
 
     /// <param name="useAzurite">Azure Blob Storage on Azurite; otherwise the local file-system store.</param>

@@ -152,7 +152,7 @@ public sealed class WebhookTests
         var deliveries = receiver.Deliveries.ToArray();
         Assert.Equal(2, deliveries.Length);
         Assert.All(deliveries, d => Assert.True(WebhookSignature.Verify(Secret, d.Signature, d.Body, DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5))));
-        var body = JsonSerializer.Deserialize<BulkStatusResponse>(deliveries[^1].Body, new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
+        var body = JsonSerializer.Deserialize<BulkWebhookBody>(deliveries[^1].Body, new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
         Assert.Equal(("hooked", "Completed", 2, 2), (body.Id, body.Status, body.Summary!.Total, body.Summary.Succeeded));
     }
 }

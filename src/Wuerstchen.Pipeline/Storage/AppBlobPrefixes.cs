@@ -13,7 +13,10 @@ public static class AppBlobPrefixes
     public const string Training = "training/";
     public const string Models = "models/";
 
-    public static readonly IReadOnlyList<string> All = [Generations, Latents, Images, Bulk, Training, Models];
+    /// <summary>The gallery's index of generations, newest first, and its thumbnails.</summary>
+    public const string Gallery = "gallery/";
+
+    public static readonly IReadOnlyList<string> All = [Generations, Latents, Images, Bulk, Training, Models, Gallery];
 
     /// <summary>
     /// Why <paramref name="prefix"/> cannot be a client's data prefix (a dataset), or null when it can: it must be a

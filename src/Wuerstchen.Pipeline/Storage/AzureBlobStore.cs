@@ -177,6 +177,28 @@ public sealed partial class AzureBlobStore : IBlobStore
         }
     }
 
+    /// <summary>One page through the service's own continuation marker: a deep page is one request, like the first.</summary>
+    public async Task<BlobListPage> ListPageAsync(string prefix, int pageSize, string? continuationToken, CancellationToken cancellationToken = default)
+    {
+        BlobNames.ValidatePrefix(prefix);
+        ArgumentOutOfRangeException.ThrowIfLessThan(pageSize, 1);
+        var options = new GetBlobsOptions { Traits = BlobTraits.Metadata, Prefix = prefix.Length == 0 ? null : prefix };
+        try
+        {
+            await foreach (var page in _container.GetBlobsAsync(options, cancellationToken)
+                               .AsPages(string.IsNullOrEmpty(continuationToken) ? null : continuationToken, pageSize).ConfigureAwait(false))
+            {
+                var items = page.Values.Select(item => new BlobItemInfo(item.Name, item.Properties.ContentLength ?? 0, item.Properties.ContentType,
+                    DecodeMetadata(item.Metadata), item.Properties.LastModified ?? default, item.Properties.ETag?.ToString("H") ?? "")).ToArray();
+                return new BlobListPage(items, string.IsNullOrEmpty(page.ContinuationToken) ? null : page.ContinuationToken);
+            }
+        }
+        catch (RequestFailedException e) when (e.ErrorCode == BlobErrorCode.ContainerNotFound)
+        {
+        }
+        return new BlobListPage([], null);
+    }
+
     /// <summary>
     /// A read-only SAS link to one blob: signed with the account key where the client has one, otherwise with a user
     /// delegation key (managed identity; needs a role that allows <c>generateUserDelegationKey</c>). Null when the client

@@ -156,13 +156,33 @@ public sealed partial class FileSystemBlobStore : IBlobStore
         return List(prefix, cancellationToken).ToAsyncEnumerable();
     }
 
-    private IEnumerable<BlobItemInfo> List(string prefix, CancellationToken cancellationToken)
+    private IEnumerable<BlobItemInfo> List(string prefix, CancellationToken cancellationToken) => Infos(Names(prefix), cancellationToken);
+
+    /// <summary>A page of names is read from the folder tree; only the page's blobs have their details read.</summary>
+    public Task<BlobListPage> ListPageAsync(string prefix, int pageSize, string? continuationToken, CancellationToken cancellationToken = default)
+    {
+        BlobNames.ValidatePrefix(prefix);
+        ArgumentOutOfRangeException.ThrowIfLessThan(pageSize, 1);
+        var names = Names(prefix);
+        int start = 0;
+        if (!string.IsNullOrEmpty(continuationToken))
+        {
+            int found = names.BinarySearch(continuationToken, StringComparer.Ordinal);
+            start = found >= 0 ? found + 1 : ~found;
+        }
+        var page = names.Skip(start).Take(pageSize).ToList();
+        var items = Infos(page, cancellationToken).ToArray();
+        string? next = start + page.Count < names.Count && page.Count > 0 ? page[^1] : null;
+        return Task.FromResult(new BlobListPage(items, next));
+    }
+
+    private List<string> Names(string prefix)
     {
         var lastSlash = prefix.LastIndexOf('/');
         var start = lastSlash < 0 ? _root : Path.Combine(_root, prefix[..lastSlash]);
         if (!Directory.Exists(start))
         {
-            yield break;
+            return [];
         }
 
         var options = new EnumerationOptions
@@ -173,7 +193,7 @@ public sealed partial class FileSystemBlobStore : IBlobStore
             IgnoreInaccessible = false,
         };
         var root = _root;
-        var names = new FileSystemEnumerable<string>(start,
+        return new FileSystemEnumerable<string>(start,
             (ref entry) => Path.GetRelativePath(root, entry.ToFullPath()).Replace(Path.DirectorySeparatorChar, '/'),
             options)
         {
@@ -183,7 +203,10 @@ public sealed partial class FileSystemBlobStore : IBlobStore
             .Where(n => n.StartsWith(prefix, StringComparison.Ordinal))
             .Order(StringComparer.Ordinal)
             .ToList();
+    }
 
+    private IEnumerable<BlobItemInfo> Infos(IEnumerable<string> names, CancellationToken cancellationToken)
+    {
         foreach (var name in names)
         {
             cancellationToken.ThrowIfCancellationRequested();

@@ -30,6 +30,26 @@ public interface IBlobStore
     /// <summary>Every blob whose name starts with <paramref name="prefix"/>, in name order.</summary>
     IAsyncEnumerable<BlobItemInfo> ListAsync(string prefix, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// One page of the blobs under <paramref name="prefix"/> in name order: at most <paramref name="pageSize"/>, from
+    /// where <paramref name="continuationToken"/> (null for the first page) left off, so that a deep page costs no
+    /// more than the first. This default walks the listing from the start; the stores override it with their own paging.
+    /// </summary>
+    async Task<BlobListPage> ListPageAsync(string prefix, int pageSize, string? continuationToken, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(pageSize, 1);
+        var items = new List<BlobItemInfo>(pageSize);
+        await foreach (var item in ListAsync(prefix, cancellationToken).ConfigureAwait(false))
+        {
+            if (continuationToken is not null && string.CompareOrdinal(item.Name, continuationToken) <= 0)
+                continue;
+            if (items.Count == pageSize)
+                return new BlobListPage(items, items[^1].Name);
+            items.Add(item);
+        }
+        return new BlobListPage(items, null);
+    }
+
     /// <summary>A read-only link that expires after <paramref name="lifetime"/>, or null where the store cannot make one.</summary>
     Task<Uri?> GetReadUriAsync(string name, TimeSpan lifetime, CancellationToken cancellationToken = default);
 }
@@ -43,6 +63,9 @@ public sealed record BlobWriteOptions
 
     public bool Overwrite { get; init; } = true;
 }
+
+/// <summary>A page of a listing; <see cref="ContinuationToken"/> is null on the last page.</summary>
+public sealed record BlobListPage(IReadOnlyList<BlobItemInfo> Items, string? ContinuationToken);
 
 public sealed record BlobItemInfo(string Name, long Size, string? ContentType, IReadOnlyDictionary<string, string> Metadata, DateTimeOffset LastModified, string ETag);
 

@@ -65,7 +65,7 @@ public sealed record GenerationStatus(
 /// Starts, inspects and cancels generations: validation, idempotency keys, plan blobs, scheduling. Shared by the HTTP
 /// API and the CLI; the Durable client is passed per call as the Functions host hands it to each invocation.
 /// </summary>
-public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, ModelLocator models, GenerationCancellation cancellation,
+public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, ModelLocator models, GenerationCancellation cancellation, GenerationGallery gallery,
     IOptions<ModelOptions> modelOptions, IOptions<GenerationLimits> limits, IOptions<WorkflowOptions> workflowOptions, IOptions<WebhookOptions> webhookOptions)
 {
     private const string RequestHashMetadata = "requestHash";
@@ -103,7 +103,7 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
         }
         string fingerprint = Fingerprint(request);
         var webhook = request!.Webhook is { } target ? new WebhookTarget(target, apiBase, webhookOptions.Value.Retry) : null;
-        return await StartBatchAsync(client, validated.Batch!, GenerationIdFor(idempotencyKey), fingerprint, requireStageC: false, cancellationToken, webhook).ConfigureAwait(false);
+        return await StartBatchAsync(client, validated.Batch!, GenerationIdFor(idempotencyKey), fingerprint, requireStageC: false, redecodeOf: null, cancellationToken, webhook).ConfigureAwait(false);
     }
 
     /// <summary>Runs Stage B and A again on generation <paramref name="sourceId"/>'s Stage C latents with other decoder settings.</summary>
@@ -147,7 +147,7 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
             Items = source.Items.Select(i => i with { DecoderSeed = request.DecoderSeed is { } s ? (ulong)s : i.DecoderSeed }).ToArray(),
         };
         string fingerprint = Fingerprint(new { sourceId, request });
-        return await StartBatchAsync(client, batch, GenerationIdFor(idempotencyKey), fingerprint, requireStageC: true, cancellationToken).ConfigureAwait(false);
+        return await StartBatchAsync(client, batch, GenerationIdFor(idempotencyKey), fingerprint, requireStageC: true, redecodeOf: sourceId, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Where the generation (or bulk batch) stands; null when there is none, or the id is of another kind (a bulk job, a fine-tune).</summary>
@@ -227,16 +227,20 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
         return instance?.Name == GenerateImageOrchestration.Name ? instance : null;
     }
 
-    private async Task<StartOutcome> StartBatchAsync(DurableTaskClient client, GenerationBatch batch, string generationId, string fingerprint, bool requireStageC,
+    private async Task<StartOutcome> StartBatchAsync(DurableTaskClient client, GenerationBatch batch, string generationId, string fingerprint, bool requireStageC, string? redecodeOf,
         CancellationToken cancellationToken, WebhookTarget? webhook = null)
     {
         string planBlob = PlanBlobFor(generationId);
         var existing = await store.GetInfoAsync(planBlob, cancellationToken).ConfigureAwait(false);
+        DateTimeOffset createdAt = existing?.LastModified ?? DateTimeOffset.UtcNow;
         if (existing is not null)
         {
             bool same = existing.Metadata.TryGetValue(RequestHashMetadata, out var stored) && stored == fingerprint;
             if (!same)
                 return new StartOutcome(StartDisposition.Conflict, generationId);
+            if (existing.Metadata.TryGetValue(GenerationGallery.CreatedAtMetadata, out var created)
+                && DateTimeOffset.TryParse(created, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.RoundtripKind, out var planned))
+                createdAt = planned;
             if (await client.GetInstanceAsync(generationId, cancellationToken).ConfigureAwait(false) is not null)
                 return new StartOutcome(StartDisposition.Existing, generationId);
         }
@@ -244,7 +248,12 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
         {
             try
             {
-                var metadata = new Dictionary<string, string> { [RequestHashMetadata] = fingerprint };
+                createdAt = DateTimeOffset.UtcNow;
+                var metadata = new Dictionary<string, string>
+                {
+                    [RequestHashMetadata] = fingerprint,
+                    [GenerationGallery.CreatedAtMetadata] = createdAt.ToString("O", System.Globalization.CultureInfo.InvariantCulture),
+                };
                 await plans.WriteAsync(planBlob, [batch], metadata, overwrite: false, cancellationToken).ConfigureAwait(false);
             }
             catch (BlobAlreadyExistsException)
@@ -276,6 +285,8 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
                 return new StartOutcome(StartDisposition.Existing, generationId);
             throw;
         }
+        // Recorded once it is scheduled (named by the plan's creation time, so recording again rewrites the same entry).
+        await gallery.RecordAsync(GenerationGallery.EntryOf(generationId, batch, createdAt, redecodeOf), cancellationToken).ConfigureAwait(false);
         return new StartOutcome(StartDisposition.Started, generationId);
     }
 

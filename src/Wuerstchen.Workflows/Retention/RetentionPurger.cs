@@ -53,6 +53,8 @@ public sealed partial class RetentionPurger(IBlobStore store, BatchPlanStore pla
         {
             var batches = await BatchesOfAsync(id, name, cancellationToken).ConfigureAwait(false);
             var blobs = new List<string>();
+            if (id.StartsWith(GenerationPrefix, StringComparison.Ordinal))
+                blobs.AddRange(GenerationGallery.BlobsOf(id, await store.GetInfoAsync(GenerationService.PlanBlobFor(id), cancellationToken).ConfigureAwait(false), batches.FirstOrDefault()));
             foreach (var batch in batches)
             {
                 foreach (string latents in new[] { GenerationStages.StageCBlob(batch), GenerationStages.StageBBlob(batch) })

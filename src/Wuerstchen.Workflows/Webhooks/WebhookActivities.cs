@@ -29,7 +29,7 @@ public sealed record GenerationWebhook(WebhookTarget Target, string GenerationId
 public sealed record BulkWebhook(WebhookTarget Target, string JobId, string InstanceId, string Status, DateTimeOffset EndedAt, BulkSummary? Summary, string? Error);
 
 /// <summary>The body of a bulk job's webhook: its status and, when it completed, the manifest's summary.</summary>
-public sealed record BulkStatusResponse(string Id, string InstanceId, string Status, DateTimeOffset LastUpdatedAt, string? Error, BulkSummary? Summary);
+public sealed record BulkWebhookBody(string Id, string InstanceId, string Status, DateTimeOffset LastUpdatedAt, string? Error, BulkSummary? Summary);
 
 /// <summary>
 /// Delivers completion webhooks: one signed POST of the status body (<see cref="WebhookSignature"/>). An attempt that
@@ -63,7 +63,7 @@ public sealed partial class WebhookActivities(BatchPlanStore plans, IOptions<Web
 
     public Task<int> SendBulkAsync(BulkWebhook webhook, CancellationToken cancellationToken)
     {
-        var body = new BulkStatusResponse(webhook.JobId, webhook.InstanceId, webhook.Status, webhook.EndedAt, webhook.Error, webhook.Summary);
+        var body = new BulkWebhookBody(webhook.JobId, webhook.InstanceId, webhook.Status, webhook.EndedAt, webhook.Error, webhook.Summary);
         return PostAsync(webhook.Target.Url, $"{webhook.InstanceId}-webhook", JsonSerializer.SerializeToUtf8Bytes(body, Json), cancellationToken);
     }
 

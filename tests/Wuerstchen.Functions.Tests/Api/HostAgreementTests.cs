@@ -36,6 +36,16 @@ public sealed class HostAgreementTests
     }
 
     [Fact]
+    public void TheWebAppsFilesAreAllEmbeddedForBothHosts()
+    {
+        string root = Path.Combine(RepositoryRoot(), "src", "Wuerstchen.Web", "wwwroot");
+        var onDisk = Directory.EnumerateFiles(root, "*", SearchOption.AllDirectories)
+            .Select(f => Path.GetRelativePath(root, f).Replace('\\', '/')).Order(StringComparer.Ordinal).ToArray();
+        Assert.Contains("index.html", onDisk);
+        Assert.Equal(onDisk, EmbeddedFiles.WebApp.Files.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task BothHostsAnswerTheSameRequestsWithTheSameStatusCodes()
     {
         await using var environment = await TestEnvironment.StartAsync(useAzurite: false);
@@ -47,6 +57,11 @@ public sealed class HostAgreementTests
         var made = await SendAsync(functions, new("POST", "/api/generations?wait=60", small, Keyed: true));
         Assert.True(made.Status == 200, made.Body);
         string id = JsonDocument.Parse(made.Body).RootElement.GetProperty("id").GetString()!;
+        // And one bulk job of three prompts, finished, for the bulk routes.
+        string bulkJob = HttpRequests.Json(new { jobId = "web-agree", settings = new { width = 128, height = 128, priorSteps = 2, decoderSteps = 2, seed = 5 }, prompts = new[] { "a", "b", "c" } });
+        var bulkStarted = await SendAsync(functions, new("POST", "/api/bulk", bulkJob, Keyed: true));
+        Assert.True(bulkStarted.Status == 202, bulkStarted.Body);
+        await environment.Client.WaitForInstanceCompletionAsync(Wuerstchen.Workflows.Bulk.BulkGenerateOrchestration.InstanceIdFor("web-agree"), Token);
 
         Probe[] probes =
         [
@@ -59,6 +74,10 @@ public sealed class HostAgreementTests
             new("GET", "/", Keyed: false),
             new("GET", "/app/", Keyed: false),
             new("GET", "/app/no-such-file.js", Keyed: false),
+            new("GET", "/app/index.html", Keyed: false),
+            new("GET", "/app/app.css", Keyed: false),
+            new("GET", "/app/js/app.js", Keyed: false),
+            new("GET", "/app/../host.json", Keyed: false),
             new("GET", "/no-such-route", Keyed: false),
             new("POST", "/api/generations", "{\"prompt\": ", Keyed: true),
             new("POST", "/api/generations", "{\"prompt\": \"x\", \"negative_prompt\": \"y\"}", Keyed: true),
@@ -87,6 +106,29 @@ public sealed class HostAgreementTests
             new("GET", "/api/models", Keyed: true),
             new("GET", "/api/models", Keyed: false),
             new("GET", "/api/models?code=" + Key, Keyed: false),
+            new("GET", "/api/generations", Keyed: true),
+            new("GET", "/api/generations?limit=2&q=paper", Keyed: true),
+            new("GET", "/api/generations?limit=0", Keyed: true),
+            new("GET", "/api/generations", Keyed: false),
+            new("GET", $"/api/generations/{id}/images/0/thumbnail", Keyed: true),
+            new("GET", $"/api/generations/{id}/images/3/thumbnail", Keyed: true),
+            new("POST", "/api/bulk", "{}", Keyed: true),
+            new("POST", "/api/bulk", "{\"prompts\": [\"x\"], \"settings\": {\"width\": 100}}", Keyed: true),
+            new("POST", "/api/bulk", bulkJob, Keyed: true),
+            new("POST", "/api/bulk", bulkJob, Keyed: false),
+            new("GET", "/api/bulk/web-agree", Keyed: true),
+            new("GET", "/api/bulk/web-unknown", Keyed: true),
+            new("GET", "/api/bulk/web-agree/manifest", Keyed: true),
+            new("GET", "/api/bulk/web-unknown/manifest", Keyed: true),
+            new("GET", "/api/bulk/web-agree/images/1/0", Keyed: true),
+            new("GET", "/api/bulk/web-agree/images/3/0", Keyed: true),
+            new("GET", "/api/bulk/web-agree/zip", Keyed: true),
+            new("GET", "/api/bulk/web-unknown/zip", Keyed: true),
+            new("GET", "/api/finetunes/ft-unknown/loss", Keyed: true),
+            new("GET", "/api/finetunes/ft-unknown/grids", Keyed: true),
+            new("GET", "/api/finetunes/ft-unknown/grids/4", Keyed: true),
+            new("GET", "/api/models/installed", Keyed: true),
+            new("GET", "/api/models/installed", Keyed: false),
         ];
         var differences = new List<string>();
         var seen = new HashSet<int>();
@@ -100,7 +142,18 @@ public sealed class HostAgreementTests
         }
         Assert.True(differences.Count == 0, string.Join("\n", differences));
         // The probes reach every kind of answer, so agreement is not agreement on one code.
-        Assert.Superset(new HashSet<int> { 200, 302, 400, 401, 404, 405, 409 }, seen);
+        Assert.Superset(new HashSet<int> { 200, 202, 302, 400, 401, 404, 405, 409 }, seen);
+
+        // The zip streams whole over real HTTP on both hosts: every image and the manifest.
+        foreach (var host in new[] { functions, serve })
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Get, "api/bulk/web-agree/zip");
+            request.Headers.Add("x-functions-key", Key);
+            using var response = await host.Client.SendAsync(request, Token);
+            Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+            using var zip = new System.IO.Compression.ZipArchive(new MemoryStream(await response.Content.ReadAsByteArrayAsync(Token)));
+            Assert.Equal(["00000-0.png", "00001-0.png", "00002-0.png", "manifest.jsonl"], zip.Entries.Select(e => e.FullName).Order(StringComparer.Ordinal));
+        }
     }
 
     public sealed record Probe(string Method, string Path, string? Body = null, bool Keyed = true, string? Prefer = null);
