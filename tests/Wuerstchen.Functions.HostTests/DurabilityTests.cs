@@ -83,13 +83,14 @@ public sealed class DurabilityTests(HostFixture host)
         Assert.Superset(bulkImages, newImages);
         Assert.Single(newImages.Except(bulkImages));
         Assert.Equal(total + 1, (await BlobsAsync("latents/stage-b/")).Except(stageBBefore).Count());
-        // No batch was in a stage when the host died (the generation's Stage B held the one activity slot), so each
-        // batch ran each stage once: replays after the restart recomputed nothing.
+        // Replays after the restart recomputed nothing a batch had finished: each batch ran each stage once, except the
+        // one stage it had in flight when the host died (host.json lets several activities run at once), which ran again.
         entries = host.Host.AllEntries.ToArray();
         for (int batch = 0; batch < total; batch++)
         {
             string instance = BulkBatch(jobId, batch);
-            Assert.Equal((1, 1, 1), (Timeline.Starts(entries, instance, "StageC"), Timeline.Starts(entries, instance, "StageB"), Timeline.Starts(entries, instance, "StageA")));
+            int[] starts = [Timeline.Starts(entries, instance, "StageC"), Timeline.Starts(entries, instance, "StageB"), Timeline.Starts(entries, instance, "StageA")];
+            Assert.True(starts.All(n => n is 1 or 2) && starts.Sum() <= 4, $"batch {batch}: stage starts C/B/A {string.Join('/', starts)}");
         }
     }
 

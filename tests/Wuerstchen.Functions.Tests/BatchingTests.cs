@@ -42,7 +42,7 @@ public sealed class BatchingTests
         var started = await environment.Http.Start(HttpRequests.Make("POST", "/api/generations", HttpRequests.Json(request)), environment.Client, Token);
         return started switch
         {
-            AcceptedResult accepted => (string)accepted.Value!.GetType().GetProperty("id")!.GetValue(accepted.Value)!,
+            AcceptedResult accepted => Assert.IsType<StartedResponse>(accepted.Value).Id,
             _ => throw new InvalidOperationException($"Unexpected start result {started.GetType().Name}."),
         };
     }
@@ -218,7 +218,7 @@ public sealed class BatchingTests
             var started = await environment.Http.Redecode(HttpRequests.Make("POST", $"/api/generations/{single}/redecode", HttpRequests.Json(new { decoderSeed })),
                 environment.Client, single, Token);
             var accepted = Assert.IsType<AcceptedResult>(started);
-            return await CompleteAsync(environment, (string)accepted.Value!.GetType().GetProperty("id")!.GetValue(accepted.Value)!);
+            return await CompleteAsync(environment, Assert.IsType<StartedResponse>(accepted.Value).Id);
         }));
         Assert.All(redecodes, r => Assert.Equal("Completed", r.Status));
         Assert.Equal((5L, 10L), batcher.Totals);

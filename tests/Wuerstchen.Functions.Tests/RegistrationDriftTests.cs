@@ -47,7 +47,7 @@ public sealed class RegistrationDriftTests
     private static List<Entry> FunctionsWrappers()
     {
         var entries = new List<Entry>();
-        foreach (var method in typeof(ApiOptions).Assembly.GetTypes().SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly)))
+        foreach (var method in typeof(Bulk.BulkFunctions).Assembly.GetTypes().SelectMany(t => t.GetMethods(BindingFlags.Public | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly)))
         {
             if (method.GetCustomAttribute<FunctionAttribute>() is not { } function)
                 continue;
