@@ -206,6 +206,9 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
     /// runs, and a generation of its own is terminated. A batch of a bulk job is only marked: its stage fails as
     /// cancelled (never retried), and the bulk job records the batch's prompts as cancelled and goes on.
     /// </summary>
+    /// <summary>How long a cancel waits for the engine to record the termination before it stops the running stage anyway.</summary>
+    private static readonly TimeSpan TerminationWait = TimeSpan.FromSeconds(5);
+
     public async Task<CancelOutcome> CancelAsync(DurableTaskClient client, string generationId, CancellationToken cancellationToken)
     {
         var instance = await GetGenerationAsync(client, generationId, cancellationToken).ConfigureAwait(false);
@@ -214,9 +217,23 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
         if (instance.IsCompleted)
             return CancelOutcome.Ended;
         const string reason = "Cancelled by the client.";
-        await cancellation.RequestAsync(generationId, reason, cancellationToken).ConfigureAwait(false);
+        // Terminate before the marker stops the running stage, and give the engine a moment to record it: otherwise the
+        // stage's cancellation failure can reach the orchestration first and end it as Failed instead of Terminated.
+        // A bulk batch is only marked: its job records it as cancelled.
         if (instance.ReadInputAs<GenerationJob>()?.BulkJobId is null)
+        {
             await client.TerminateInstanceAsync(generationId, reason, cancellationToken).ConfigureAwait(false);
+            using var window = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            window.CancelAfter(TerminationWait);
+            try
+            {
+                await client.WaitForInstanceCompletionAsync(generationId, getInputsAndOutputs: false, window.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+            }
+        }
+        await cancellation.RequestAsync(generationId, reason, cancellationToken).ConfigureAwait(false);
         return CancelOutcome.Cancelling;
     }
 
