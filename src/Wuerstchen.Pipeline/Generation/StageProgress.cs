@@ -18,12 +18,14 @@ public sealed record StageProgress(string Stage, int Step, int StepCount, DateTi
 
 /// <summary>
 /// Publishes a generation's step progress to a small blob the status API reads. Reports from the sampling loop never
-/// block it: the latest one is written at most once per interval in the background, and the last one on dispose.
+/// block it: the latest one is written at most once per interval in the background, and the last one on dispose, at
+/// once (a stage never waits out the interval at its end).
 /// </summary>
 public sealed partial class ProgressPublisher : IProgress<StageProgress>, IAsyncDisposable
 {
     private readonly ILogger _logger;
     private readonly Channel<StageProgress> _latest = Channel.CreateBounded<StageProgress>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropOldest });
+    private readonly CancellationTokenSource _stopping = new();
     private readonly Task _writer;
 
     public ProgressPublisher(IBlobStore store, string generationId, TimeSpan interval, ILogger logger)
@@ -71,17 +73,28 @@ public sealed partial class ProgressPublisher : IProgress<StageProgress>, IAsync
                 // Progress is advisory: a failed write must not fail the generation it describes.
                 LogProgressWriteFailed(e, name);
             }
-            if (!_latest.Reader.Completion.IsCompleted)
-                await Task.Delay(interval).ConfigureAwait(false);
+            if (!_latest.Reader.Completion.IsCompleted && !_stopping.IsCancellationRequested)
+            {
+                try
+                {
+                    await Task.Delay(interval, _stopping.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    // Disposing: write the last report now instead of at the end of the interval.
+                }
+            }
         }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Could not write progress to {BlobName}")]
     private partial void LogProgressWriteFailed(Exception exception, string blobName);
 
+    /// <summary>Writes the last report at once and stops; later calls only wait for that.</summary>
     public async ValueTask DisposeAsync()
     {
-        _latest.Writer.TryComplete();
+        if (_latest.Writer.TryComplete())
+            await _stopping.CancelAsync().ConfigureAwait(false);
         await _writer.ConfigureAwait(false);
     }
 }

@@ -1,5 +1,6 @@
 using System.Text;
 using Azure;
+using Microsoft.Extensions.Logging.Abstractions;
 using Wuerstchen.Models.Tests;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Storage;
@@ -9,6 +10,25 @@ namespace Wuerstchen.Pipeline.Tests.Generation;
 public sealed class ProgressPublisherTests
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    [Fact]
+    public async Task DisposingWritesTheLastReportWithoutWaitingOutTheInterval()
+    {
+        using var temp = new TempDirectory();
+        var store = new FileSystemBlobStore(temp.Path);
+        var publisher = new ProgressPublisher(store, "gen-c", TimeSpan.FromHours(1), NullLogger.Instance);
+        publisher.Report(new StageProgress("StageB", 1, 12, DateTimeOffset.UtcNow));
+        // The first report is written at once; the writer then waits an interval before the next.
+        while (await ProgressPublisher.ReadAsync(store, "gen-c", Ct) is null)
+            await Task.Delay(10, Ct);
+        publisher.Report(new StageProgress("StageB", 12, 12, DateTimeOffset.UtcNow));
+
+        // A stage ends by disposing its publisher: that must not hold the stage for the rest of the hour.
+        await publisher.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(30), Ct);
+
+        var last = await ProgressPublisher.ReadAsync(store, "gen-c", Ct);
+        Assert.Equal(12, last!.Step);
+    }
 
     [Theory]
     [InlineData(1)]
