@@ -227,7 +227,7 @@ public sealed partial class GenerationStages(ModelHost models, IBlobStore store,
         public string Key { get; } = key;
         public byte[]? Input { get; } = input?.Bytes;
         public string? InputBlob { get; } = input?.Blob;
-        public string Stage { get; } = stage;
+        public override string Stage { get; } = stage;
         public IProgress<StageProgress>? Progress { get; } = progress;
 
         public override void OnWaiting() =>

@@ -18,6 +18,9 @@ public abstract class BatchEntry(int images, CancellationToken token)
 
     internal long EnqueuedAt { get; set; }
 
+    /// <summary>What the model call does, for the logs (the stage's name).</summary>
+    public virtual string Stage => "Batch";
+
     /// <summary>The entry waits for a batch to form (or for the model to be free).</summary>
     public virtual void OnWaiting()
     {
@@ -216,11 +219,11 @@ public sealed partial class StageBatcher
         if (live.Length == 0)
             return 0;
         int images = live.Sum(e => e.Images);
-        LogBatch(images, live.Length);
         foreach (var entry in live)
             entry.OnBatched(images);
         using var allCancelled = new AllCancelled(live.Select(e => e.Token));
         IReadOnlyList<TResult> results;
+        long started = _time.GetTimestamp();
         try
         {
             results = run(live, allCancelled.Token);
@@ -242,6 +245,7 @@ public sealed partial class StageBatcher
                 Fail(entry, e);
             return 0;
         }
+        LogBatch(live[0].Stage, images, live.Length, _time.GetElapsedTime(started).TotalSeconds);
         Interlocked.Increment(ref _calls);
         Interlocked.Add(ref _images, images);
         int delivered = 0;
@@ -263,8 +267,8 @@ public sealed partial class StageBatcher
             entry.Completion.TrySetException(e);
     }
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "A model call of {Images} image(s) from {Entries} request(s)")]
-    private partial void LogBatch(int images, int entries);
+    [LoggerMessage(Level = LogLevel.Debug, Message = "{Stage}: a model call of {Images} image(s) from {Entries} request(s) took {Seconds:F3} s")]
+    private partial void LogBatch(string stage, int images, int entries, double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A batch of {Images} image(s) from {Entries} requests ran out of memory; running it again as halves of {First} and {Second} requests")]
     private partial void LogSplitOutOfMemory(int images, int entries, int first, int second);
