@@ -75,6 +75,11 @@ param batchMaxImages int = 0
 @maxValue(10000)
 param batchMaxWaitMilliseconds int = 20
 
+@description('Milliseconds requests that shared a model call wait for each other at the next stage, so that a batch moves from Stage C to B to A together (Wuerstchen__Batching__CohortWait); the wait ends when all are there. 100 (default); 0 turns it off.')
+@minValue(0)
+@maxValue(10000)
+param batchCohortWaitMilliseconds int = 100
+
 @description('Stage activities (Stage C, B, A) a replica accepts at once, batched or waiting for a batch (Wuerstchen__Batching__MaxConcurrentStageActivities); 0 (default) is twice the batch images, so the next batch gathers while one runs. The host\'s own activity limit is set a few above it.')
 @minValue(0)
 @maxValue(1024)
@@ -311,6 +316,7 @@ module functionApp 'modules/functionApp.bicep' = if (deployApp) {
     modelCacheMaxGiB: modelCacheMaxGiB
     batchMaxImages: batchMaxImages
     batchMaxWaitMilliseconds: batchMaxWaitMilliseconds
+    batchCohortWaitMilliseconds: batchCohortWaitMilliseconds
     maxConcurrentStageActivities: maxConcurrentStageActivities
     minReplicas: minReplicas
     maxReplicas: maxReplicas

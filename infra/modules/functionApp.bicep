@@ -123,6 +123,11 @@ param batchMaxImages int
 @maxValue(10000)
 param batchMaxWaitMilliseconds int
 
+@description('Milliseconds requests that shared a model call wait for each other at the next stage (Wuerstchen__Batching__CohortWait).')
+@minValue(0)
+@maxValue(10000)
+param batchCohortWaitMilliseconds int
+
 @description('Stage activities a replica accepts at once (Wuerstchen__Batching__MaxConcurrentStageActivities); 0 is twice the batch images.')
 @minValue(0)
 @maxValue(1024)
@@ -173,6 +178,7 @@ var batchImages = batchMaxImages > 0 ? batchMaxImages : (gpuProfile == 'Consumpt
 var stageActivities = maxConcurrentStageActivities > 0 ? maxConcurrentStageActivities : 2 * batchImages
 var hostActivities = stageActivities + 4
 var batchMaxWait = '00:00:${padLeft(batchMaxWaitMilliseconds / 1000, 2, '0')}.${padLeft(batchMaxWaitMilliseconds % 1000, 3, '0')}'
+var batchCohortWait = '00:00:${padLeft(batchCohortWaitMilliseconds / 1000, 2, '0')}.${padLeft(batchCohortWaitMilliseconds % 1000, 3, '0')}'
 
 // Durable Task (Azure Storage backend) queue names: the lower-cased hub name, then -workitems or -control-NN (as
 // DurableTask.AzureStorage 2.11 names them: GetWorkItemQueueName, GetControlQueueName).
@@ -398,6 +404,10 @@ resource app 'Microsoft.App/containerApps@2026-03-02-preview' = {
             {
               name: 'Wuerstchen__Batching__MaxWait'
               value: batchMaxWait
+            }
+            {
+              name: 'Wuerstchen__Batching__CohortWait'
+              value: batchCohortWait
             }
             {
               name: 'Wuerstchen__Batching__MaxConcurrentStageActivities'

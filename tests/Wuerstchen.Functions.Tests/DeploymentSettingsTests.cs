@@ -96,7 +96,8 @@ public sealed class DeploymentSettingsTests
         Assert.Equal("generation-jobs", services.GetRequiredService<IOptions<BulkOptions>>().Value.QueueName);
         var batching = services.GetRequiredService<IOptions<BatchingOptions>>().Value;
         Assert.Empty(batching.Validate());
-        Assert.Equal((4, TimeSpan.FromMilliseconds(20), 8), (batching.MaxBatchImages, batching.MaxWait, batching.MaxConcurrentStageActivities));
+        Assert.Equal((4, TimeSpan.FromMilliseconds(20), TimeSpan.FromMilliseconds(100), 8),
+            (batching.MaxBatchImages, batching.MaxWait, batching.CohortWait, batching.MaxConcurrentStageActivities));
     }
 
     /// <summary>Names the host reads: the identity-based AzureWebJobsStorage connection, host.json's %tokens%, the worker runtime, telemetry.</summary>
@@ -137,6 +138,7 @@ public sealed class DeploymentSettingsTests
         // As infra/modules/functionApp.bicep sets them on the T4.
         "Wuerstchen__Batching__MaxBatchImages" => "4",
         "Wuerstchen__Batching__MaxWait" => "00:00:00.020",
+        "Wuerstchen__Batching__CohortWait" => "00:00:00.100",
         "Wuerstchen__Batching__MaxConcurrentStageActivities" => "8",
         "AzureFunctionsJobHost__extensions__durableTask__maxConcurrentActivityFunctions" => "12",
         _ => "value",

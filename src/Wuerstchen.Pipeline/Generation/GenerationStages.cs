@@ -61,7 +61,7 @@ public sealed partial class GenerationStages(ModelHost models, IBlobStore store,
             return new StageResult([name], Reused: true);
 
         var settings = batch.Settings;
-        var entry = new StageEntry<byte[]>(batch, key, null, "StageC", settings.PriorStepCount, progress, cancellationToken);
+        var entry = new StageEntry<byte[]>(batch, key, null, "StageC", settings.PriorStepCount, progress, cancellationToken, StageBBatchKey(settings));
         byte[] content = await batcher.RunAsync<StageEntry<byte[]>, byte[]>(StageCBatchKey(settings), entry, take =>
             models.WithPriorAsync(settings.PriorModel, prior => batcher.Execute<StageEntry<byte[]>, byte[]>(take(), (entries, token) => SamplePrior(prior, entries, token)),
                 CancellationToken.None)).ConfigureAwait(false);
@@ -103,7 +103,8 @@ public sealed partial class GenerationStages(ModelHost models, IBlobStore store,
         // The input is read and checked here, in this generation's own task: a bad blob fails this generation only.
         byte[] embeddings = await ReadInputAsync(StageCBlob(batch), EmbeddingsTensor, batch, cancellationToken).ConfigureAwait(false);
         var settings = batch.Settings;
-        var entry = new StageEntry<byte[]>(batch, key, (embeddings, StageCBlob(batch)), "StageB", settings.DecoderStepCount, progress, cancellationToken);
+        var entry = new StageEntry<byte[]>(batch, key, (embeddings, StageCBlob(batch)), "StageB", settings.DecoderStepCount, progress, cancellationToken,
+            StageABatchKey(settings));
         byte[] content = await batcher.RunAsync<StageEntry<byte[]>, byte[]>(StageBBatchKey(settings), entry, take =>
             models.WithDecoderAsync(settings.DecoderModel, decoder => batcher.Execute<StageEntry<byte[]>, byte[]>(take(), (entries, token) => SampleDecoder(decoder, entries, token)),
                 CancellationToken.None)).ConfigureAwait(false);
@@ -148,7 +149,7 @@ public sealed partial class GenerationStages(ModelHost models, IBlobStore store,
         byte[] latents = await ReadInputAsync(StageBBlob(batch), LatentsTensor, batch, cancellationToken).ConfigureAwait(false);
         // Only the decode holds the decoder; it hands back 8-bit pixels made on the device. PNG encoding and the uploads
         // run after the decoder is free for the next caller, one image per task.
-        var entry = new StageEntry<Tensor>(batch, "", (latents, StageBBlob(batch)), "StageA", 1, progress, cancellationToken);
+        var entry = new StageEntry<Tensor>(batch, "", (latents, StageBBlob(batch)), "StageA", 1, progress, cancellationToken, nextKey: null);
         using var pixels = await batcher.RunAsync<StageEntry<Tensor>, Tensor>(StageABatchKey(batch.Settings), entry, take =>
             models.WithDecoderAsync(batch.Settings.DecoderModel, decoder => batcher.Execute<StageEntry<Tensor>, Tensor>(take(), (entries, _) => Decode(decoder, entries)),
                 CancellationToken.None)).ConfigureAwait(false);
@@ -220,7 +221,7 @@ public sealed partial class GenerationStages(ModelHost models, IBlobStore store,
 
     /// <summary>One generation's part of a batched stage call.</summary>
     private sealed class StageEntry<TResult>(GenerationBatch batch, string key, (byte[] Bytes, string Blob)? input, string stage, int stepCount,
-        IProgress<StageProgress>? progress, CancellationToken token)
+        IProgress<StageProgress>? progress, CancellationToken token, string? nextKey)
         : BatchEntry<TResult>(batch.Items.Count * batch.Settings.ImagesPerPrompt, token)
     {
         public GenerationBatch Batch { get; } = batch;
@@ -228,6 +229,8 @@ public sealed partial class GenerationStages(ModelHost models, IBlobStore store,
         public byte[]? Input { get; } = input?.Bytes;
         public string? InputBlob { get; } = input?.Blob;
         public override string Stage { get; } = stage;
+        public override string? CohortId { get; } = StageCBlob(batch);
+        public override string? NextKey { get; } = nextKey;
         public IProgress<StageProgress>? Progress { get; } = progress;
 
         public override void OnWaiting() =>

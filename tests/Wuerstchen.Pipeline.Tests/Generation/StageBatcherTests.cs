@@ -11,9 +11,12 @@ public sealed class StageBatcherTests
 {
     private static CancellationToken Token => TestContext.Current.CancellationToken;
 
-    private sealed class Entry(string name, int images = 1, CancellationToken token = default) : BatchEntry<string>(images, token)
+    private sealed class Entry(string name, int images = 1, CancellationToken token = default, string? cohort = null, string? next = null)
+        : BatchEntry<string>(images, token)
     {
         public string Name { get; } = name;
+        public override string? CohortId { get; } = cohort;
+        public override string? NextKey { get; } = next;
         public int WaitingReports { get; private set; }
         public int? BatchImages { get; private set; }
 
@@ -51,9 +54,79 @@ public sealed class StageBatcherTests
         };
     }
 
-    private static StageBatcher Batcher(int maxImages, TimeSpan maxWait, TimeProvider? time = null) =>
-        new(Options.Create(new BatchingOptions { MaxBatchImages = maxImages, MaxWait = maxWait }), Options.Create(new ModelOptions()),
-            NullLogger<StageBatcher>.Instance, time);
+    private static StageBatcher Batcher(int maxImages, TimeSpan maxWait, TimeProvider? time = null, TimeSpan? cohortWait = null) =>
+        new(Options.Create(new BatchingOptions { MaxBatchImages = maxImages, MaxWait = maxWait, CohortWait = cohortWait ?? TimeSpan.Zero }),
+            Options.Create(new ModelOptions()), NullLogger<StageBatcher>.Instance, time);
+
+    /// <summary>Runs <paramref name="generations"/> through key "c" as one call (the model held until all are queued); they go to "b" next.</summary>
+    private static async Task RunOneCallAsync(StageBatcher batcher, params string[] generations)
+    {
+        var model = new FakeModel { Hold = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously) };
+        var runs = generations.Select(g => batcher.RunAsync<Entry, string>("c", new Entry(g, cohort: g, next: "b"), model.For(batcher))).ToArray();
+        model.Hold.SetResult();
+        await Task.WhenAll(runs);
+        Assert.Equal(generations, Assert.Single(model.Calls));
+    }
+
+    [Fact]
+    public async Task RequestsThatSharedACallMoveOnTogetherWithoutAnyMaximumWait()
+    {
+        var time = new ManualTime(); // never advanced: nothing here may depend on a timeout
+        var batcher = Batcher(8, TimeSpan.Zero, time, cohortWait: TimeSpan.FromSeconds(5));
+        await RunOneCallAsync(batcher, "g0", "g1", "g2");
+
+        var next = new FakeModel();
+        var first = batcher.RunAsync<Entry, string>("b", new Entry("g0", cohort: "g0"), next.For(batcher));
+        await Task.Delay(200, Token);
+        Assert.False(first.IsCompleted, "the first of the batch ran alone at the next stage while its batch-mates were on their way");
+        var others = new[] { "g2", "g1" }.Select(g => batcher.RunAsync<Entry, string>("b", new Entry(g, cohort: g), next.For(batcher))).ToArray();
+
+        Assert.Equal("out:g0", await first.WaitAsync(TimeSpan.FromSeconds(30), Token));
+        Assert.Equal(["out:g2", "out:g1"], await Task.WhenAll(others));
+        Assert.Equal(["g0", "g2", "g1"], Assert.Single(next.Calls));
+        Assert.Equal(TimeSpan.Zero, time.Now);
+    }
+
+    [Fact]
+    public async Task ABatchMateThatNeverComesHoldsTheOthersNoLongerThanTheCohortWait()
+    {
+        var time = new ManualTime();
+        var batcher = Batcher(8, TimeSpan.Zero, time, cohortWait: TimeSpan.FromMilliseconds(100));
+        await RunOneCallAsync(batcher, "g0", "g1");
+
+        var next = new FakeModel();
+        var started = new List<TimeSpan>();
+        next.Run = (entries, _) =>
+        {
+            lock (started)
+                started.Add(time.Now);
+            return entries.Select(e => "out:" + e.Name).ToArray();
+        };
+        var arrived = batcher.RunAsync<Entry, string>("b", new Entry("g0", cohort: "g0"), next.For(batcher));
+        await Task.Delay(200, Token);
+        Assert.False(arrived.IsCompleted);
+        time.Advance(TimeSpan.FromMilliseconds(60));
+        await Task.Delay(200, Token);
+        Assert.False(arrived.IsCompleted, "the wait for the batch-mate ended before the cohort wait");
+        time.Advance(TimeSpan.FromMilliseconds(40)); // g1 failed, was cancelled or went elsewhere: g0 goes on without it
+
+        Assert.Equal("out:g0", await arrived.WaitAsync(TimeSpan.FromSeconds(30), Token));
+        Assert.Equal([TimeSpan.FromMilliseconds(100)], started);
+        // Expected no more: a later request of the same generation or a stranger runs at once (no maximum wait on this batcher).
+        Assert.Equal("out:late", await batcher.RunAsync<Entry, string>("b", new Entry("late", cohort: "g1"), next.For(batcher)).WaitAsync(TimeSpan.FromSeconds(30), Token));
+    }
+
+    [Fact]
+    public async Task ARequestThatRanAloneIsNotWaitedFor()
+    {
+        var time = new ManualTime();
+        var batcher = Batcher(8, TimeSpan.Zero, time, cohortWait: TimeSpan.FromSeconds(5));
+        await RunOneCallAsync(batcher, "g0");
+        var next = new FakeModel();
+        Assert.Equal("out:g0", await batcher.RunAsync<Entry, string>("b", new Entry("g0", cohort: "g0"), next.For(batcher)).WaitAsync(TimeSpan.FromSeconds(30), Token));
+        // And nobody else is expected at a key after a lone request's call.
+        Assert.Equal("out:x", await batcher.RunAsync<Entry, string>("b", new Entry("x", cohort: "x"), next.For(batcher)).WaitAsync(TimeSpan.FromSeconds(30), Token));
+    }
 
     [Fact]
     public async Task EntriesQueuedWhileTheModelIsBusyShareOneCallAndEachGetsItsOwnResult()
@@ -245,8 +318,9 @@ public sealed class StageBatcherTests
     [Fact]
     public void InvalidSettingsAreNamed()
     {
-        var errors = new BatchingOptions { MaxBatchImages = 0, MaxWait = TimeSpan.FromMinutes(1), MaxConcurrentStageActivities = 0 }.Validate();
-        Assert.Equal(3, errors.Count);
+        var errors = new BatchingOptions { MaxBatchImages = 0, MaxWait = TimeSpan.FromMinutes(1), CohortWait = TimeSpan.FromMilliseconds(-1), MaxConcurrentStageActivities = 0 }.Validate();
+        Assert.Equal(4, errors.Count);
+        Assert.Contains(errors, e => e.Contains("Wuerstchen:Batching:CohortWait"));
         Assert.Contains(errors, e => e.Contains("Wuerstchen:Batching:MaxBatchImages"));
         Assert.Contains(errors, e => e.Contains("Wuerstchen:Batching:MaxWait"));
         Assert.Contains(errors, e => e.Contains("Wuerstchen:Batching:MaxConcurrentStageActivities"));
@@ -262,6 +336,9 @@ public sealed class StageBatcherTests
         Assert.Equal(DeviceProfile.Cpu.BulkBatchSize, options.EffectiveMaxBatchImages(cpu));
         Assert.Equal(2 * DeviceProfile.Cpu.BulkBatchSize, options.EffectiveMaxConcurrentStageActivities(cpu));
         Assert.True(DeviceProfile.ForCardMemory(141L << 30, "H200").BatchMaxWait > TimeSpan.Zero);
+        // Batch-mates still wait for each other at the next stage (briefly), unless batching is off.
+        Assert.Equal(BatchingOptions.DefaultCohortWait, options.EffectiveCohortWait(cpu));
+        Assert.Equal(TimeSpan.Zero, new BatchingOptions { MaxBatchImages = 1 }.EffectiveCohortWait(cpu));
     }
 
     [Fact]

@@ -21,6 +21,16 @@ public abstract class BatchEntry(int images, CancellationToken token)
     /// <summary>What the model call does, for the logs (the stage's name).</summary>
     public virtual string Stage => "Batch";
 
+    /// <summary>
+    /// What identifies this request's work from one stage to the next (a generation's batch), or null. With
+    /// <see cref="NextKey"/>, the batcher expects it at the next stage after a model call it shared, so that the batch
+    /// moves on together instead of its first arrival running alone.
+    /// </summary>
+    public virtual string? CohortId => null;
+
+    /// <summary>The batch key of the stage this request goes to next; null after the last stage.</summary>
+    public virtual string? NextKey => null;
+
     /// <summary>The entry waits for a batch to form (or for the model to be free).</summary>
     public virtual void OnWaiting()
     {
@@ -50,12 +60,17 @@ public abstract class BatchEntry<TResult>(int images, CancellationToken token) :
 /// split in halves and each half run again, so an out-of-memory error costs a smaller batch instead of the requests,
 /// and a bad item fails only its own request; an entry whose token is cancelled leaves its batch at once (before its
 /// batch starts it is never computed; once it runs, the others go on and its result is discarded), and a batch all of
-/// whose entries are cancelled stops within a step.
+/// whose entries are cancelled stops within a step. Requests that shared a model call move on to the next stage
+/// together: the batcher expects them there (<see cref="BatchEntry.CohortId"/>), and the first to arrive waits for the
+/// others up to <see cref="CohortWait"/> (a member that never comes, because it failed, was cancelled or went to
+/// another worker, costs the others that much at most).
 /// </summary>
 public sealed partial class StageBatcher
 {
     private readonly object _lock = new();
     private readonly Dictionary<string, object> _queues = new(StringComparer.Ordinal);
+    /// <summary>Per batch key, the requests expected there from a model call they shared, and when that call ended.</summary>
+    private readonly Dictionary<string, List<(string CohortId, long Since)>> _expected = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _activitySlots;
     private readonly ILogger<StageBatcher> _logger;
     private readonly TimeProvider _time;
@@ -65,6 +80,7 @@ public sealed partial class StageBatcher
         MaxBatchImages = options.Value.EffectiveMaxBatchImages(models.Value);
         MaxWait = options.Value.EffectiveMaxWait(models.Value);
         MaxConcurrentStageActivities = options.Value.EffectiveMaxConcurrentStageActivities(models.Value);
+        CohortWait = options.Value.EffectiveCohortWait(models.Value);
         _activitySlots = new SemaphoreSlim(MaxConcurrentStageActivities, MaxConcurrentStageActivities);
         _logger = logger;
         _time = time ?? TimeProvider.System;
@@ -75,6 +91,9 @@ public sealed partial class StageBatcher
     public TimeSpan MaxWait { get; }
 
     public int MaxConcurrentStageActivities { get; }
+
+    /// <summary>How long requests that shared a model call wait for each other at the next stage; zero: not at all.</summary>
+    public TimeSpan CohortWait { get; }
 
     private long _calls;
     private long _images;
@@ -110,6 +129,7 @@ public sealed partial class StageBatcher
             queue = (KeyQueue<TEntry>)existing;
             entry.EnqueuedAt = _time.GetTimestamp();
             queue.Pending.Add(entry);
+            Arrive(key, entry.CohortId);
             startDispatcher = !queue.Dispatching;
             queue.Dispatching = true;
         }
@@ -131,7 +151,7 @@ public sealed partial class StageBatcher
     {
         while (true)
         {
-            await WaitForBatchAsync(queue).ConfigureAwait(false);
+            await WaitForBatchAsync(key, queue).ConfigureAwait(false);
             IReadOnlyList<TEntry>? taken = null;
             try
             {
@@ -159,8 +179,11 @@ public sealed partial class StageBatcher
         }
     }
 
-    /// <summary>Waits until the queue's first entry has waited <see cref="MaxWait"/> or the queue holds a full batch.</summary>
-    private async Task WaitForBatchAsync<TEntry>(KeyQueue<TEntry> queue) where TEntry : BatchEntry
+    /// <summary>
+    /// Waits until the queue holds a full batch, or its first entry has waited <see cref="MaxWait"/> and no request
+    /// expected from a shared model call is still on its way (for up to <see cref="CohortWait"/>).
+    /// </summary>
+    private async Task WaitForBatchAsync<TEntry>(string key, KeyQueue<TEntry> queue) where TEntry : BatchEntry
     {
         while (true)
         {
@@ -172,6 +195,9 @@ public sealed partial class StageBatcher
                 if (queue.PendingImages() >= MaxBatchImages)
                     return;
                 left = MaxWait - _time.GetElapsedTime(queue.Pending[0].EnqueuedAt);
+                var expected = ExpectedWaitLeft(key);
+                if (expected > left)
+                    left = expected;
             }
             if (left <= TimeSpan.Zero)
                 return;
@@ -248,15 +274,67 @@ public sealed partial class StageBatcher
         LogBatch(live[0].Stage, images, live.Length, _time.GetElapsedTime(started).TotalSeconds);
         Interlocked.Increment(ref _calls);
         Interlocked.Add(ref _images, images);
+        // Expected at the next stage before any of them can get there; one whose result nobody takes is not.
+        bool cohort = live.Length > 1 && CohortWait > TimeSpan.Zero;
+        if (cohort)
+            Expect(live);
         int delivered = 0;
         for (int i = 0; i < live.Length; i++)
         {
             if (live[i].Completion.TrySetResult(results[i]))
                 delivered++;
             else
+            {
                 live[i].Discard(results[i]);
+                if (cohort && live[i].NextKey is { } next)
+                    lock (_lock)
+                        Arrive(next, live[i].CohortId);
+            }
         }
         return delivered;
+    }
+
+    /// <summary>Expects each entry that names its next stage there, from now on.</summary>
+    private void Expect(IEnumerable<BatchEntry> entries)
+    {
+        long now = _time.GetTimestamp();
+        lock (_lock)
+        {
+            foreach (var entry in entries)
+            {
+                if (entry.NextKey is not { } next || entry.CohortId is not { } id)
+                    continue;
+                if (!_expected.TryGetValue(next, out var list))
+                    _expected[next] = list = [];
+                list.Add((id, now));
+            }
+        }
+    }
+
+    /// <summary>The request has come (or will not): it is no longer expected under <paramref name="key"/>. Under the lock.</summary>
+    private void Arrive(string key, string? cohortId)
+    {
+        if (cohortId is null || !_expected.TryGetValue(key, out var list))
+            return;
+        int index = list.FindIndex(e => e.CohortId == cohortId);
+        if (index >= 0)
+            list.RemoveAt(index);
+        if (list.Count == 0)
+            _expected.Remove(key);
+    }
+
+    /// <summary>How much longer a batch under <paramref name="key"/> waits for expected requests; forgets those past <see cref="CohortWait"/>. Under the lock.</summary>
+    private TimeSpan ExpectedWaitLeft(string key)
+    {
+        if (!_expected.TryGetValue(key, out var list))
+            return TimeSpan.Zero;
+        list.RemoveAll(e => _time.GetElapsedTime(e.Since) >= CohortWait);
+        if (list.Count == 0)
+        {
+            _expected.Remove(key);
+            return TimeSpan.Zero;
+        }
+        return list.Max(e => CohortWait - _time.GetElapsedTime(e.Since));
     }
 
     private static void Fail<TResult>(BatchEntry<TResult> entry, Exception e)
