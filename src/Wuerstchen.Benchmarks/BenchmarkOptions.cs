@@ -35,7 +35,7 @@ public sealed record BenchmarkOptions
         "       Wuerstchen.Benchmarks --host-overhead [--repeats 5] [--threads 1] [--tokenizer DIR]\n" +
         "       Wuerstchen.Benchmarks --self-check [--device cpu|cuda]\n" +
         "       Wuerstchen.Benchmarks --http-load --url http://127.0.0.1:PORT/ [--api-key KEY] [--requests 2000] [--duration 60] [--concurrency 8] [--markdown FILE]\n" +
-        "       Wuerstchen.Benchmarks --load [--device cpu|cuda] [--tiny] [--concurrent 8] [--repeats 2] [--size 128] [--max-wait 00:00:00.020] [--verbose] [--json FILE] [--markdown FILE]";
+        "       Wuerstchen.Benchmarks --load [--device cpu|cuda] [--tiny] [--concurrent 8] [--repeats 6] [--size 128] [--max-wait 00:00:00.020] [--verbose] [--json FILE] [--markdown FILE]";
 
     public BenchmarkMode Mode { get; init; } = BenchmarkMode.Pipelines;
 

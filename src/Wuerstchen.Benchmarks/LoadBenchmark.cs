@@ -36,7 +36,8 @@ public static class LoadBenchmark
         int concurrent = options.Concurrent;
         bool published = options.Device == "cuda" && !options.Tiny;
         int size = options.Size ?? (published ? 1024 : 128);
-        int rounds = options.Repeats ?? 2;
+        // Two rounds of 8 on a CPU gave speedups from 1.7× to 2.2× between runs; six are steadier and take under a minute.
+        int rounds = options.Repeats ?? (published ? 2 : 6);
         // The engine's sidecar logs every gRPC call at Information otherwise (as the CLI quiets it).
         if (Environment.GetEnvironmentVariable("Logging__LogLevel__Default") is null)
             Environment.SetEnvironmentVariable("Logging__LogLevel__Default", "Warning");
@@ -177,11 +178,18 @@ public static class LoadBenchmark
         return sorted[lower] + (sorted[upper] - sorted[lower]) * (index - lower);
     }
 
-    /// <summary>Stage C at the published depth and heads with one channel per head.</summary>
-    private static readonly WuerstchenPriorConfig LoadPriorConfig = WuerstchenPriorConfig.Published with { C = 24 };
+    /// <summary>
+    /// Stage C at the published depth and block structure, 24 channels wide, with one attention head: a head as wide as
+    /// the channels, as the published heads are 64 wide. At the published 24 heads a head would be one channel wide, and
+    /// the CPU's attention kernel, which works head by head, would cost five times as much at a batch of 16 as at 2 —
+    /// compute the published model does not have per head, not the per-operation cost this benchmark is about.
+    /// </summary>
+    private static readonly WuerstchenPriorConfig LoadPriorConfig = WuerstchenPriorConfig.Published with { C = 24, Nhead = 1 };
 
-    /// <summary>Stage B's widths per level at the published heads (one or two channels per head).</summary>
+    /// <summary>Stage B's widths per level, one attention head where the published levels attend (see <see cref="LoadPriorConfig"/>).</summary>
     private static readonly int[] LoadDecoderWidths = [8, 20, 20, 20];
+
+    private static readonly int[] LoadDecoderHeads = [-1, 1, 1, 1];
 
     private enum ModelWidths
     {
@@ -222,7 +230,7 @@ public static class LoadBenchmark
         {
             ["c_hidden"] = new JsonArray((widths == ModelWidths.Published ? published.CHidden : LoadDecoderWidths).Select(c => (JsonNode)c).ToArray()),
             ["blocks"] = new JsonArray(published.Blocks.Select(c => (JsonNode)c).ToArray()),
-            ["nhead"] = new JsonArray(published.Nhead.Select(c => (JsonNode)c).ToArray()),
+            ["nhead"] = new JsonArray((widths == ModelWidths.Published ? published.Nhead : LoadDecoderHeads).Select(c => (JsonNode)c).ToArray()),
             ["level_config"] = new JsonArray(published.LevelConfig.Select(c => (JsonNode)c).ToArray()),
         });
         using (var module = new WuerstchenDiffNeXt(WuerstchenDiffNeXtConfig.Read(decoderConfig)))
