@@ -175,22 +175,70 @@ public sealed class GenerationService(BatchPlanStore plans, IBlobStore store, Mo
             instance.CreatedAt, instance.LastUpdatedAt, ErrorText.WithoutPaths(instance.FailureDetails?.ErrorMessage), result, batch);
     }
 
-    /// <summary>Waits up to <paramref name="timeout"/> for the generation to end; the status either way.</summary>
+    /// <summary>
+    /// Waits up to <paramref name="timeout"/> for the generation to end; the status either way. The Durable client's own
+    /// wait is joined by a look at the instance that starts after 50 ms and backs off to once every 500 ms: on the Azure
+    /// Storage backend the client's wait polls the instance only every couple of seconds, which kept a small image's
+    /// answer 1–2 s behind its end.
+    /// </summary>
     public async Task<GenerationStatus?> WaitAsync(DurableTaskClient client, string generationId, TimeSpan timeout, CancellationToken cancellationToken)
     {
         if (timeout > TimeSpan.Zero)
         {
             using var window = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             window.CancelAfter(timeout);
-            try
+            Task[] waits =
+            [
+                client.WaitForInstanceCompletionAsync(generationId, window.Token),
+                LookUntilEndedAsync(client, generationId, window.Token),
+            ];
+            // The first that sees the end ends the wait; one that fails leaves it to the other (or to the timeout).
+            var pending = waits.ToList();
+            while (pending.Count > 0)
             {
-                await client.WaitForInstanceCompletionAsync(generationId, window.Token).ConfigureAwait(false);
+                var ended = await Task.WhenAny(pending).ConfigureAwait(false);
+                if (ended.IsCompletedSuccessfully)
+                    break;
+                pending.Remove(ended);
             }
-            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            await window.CancelAsync().ConfigureAwait(false);
+            foreach (var wait in waits)
             {
+                try
+                {
+                    await wait.ConfigureAwait(false);
+                }
+                catch (Exception) when (!cancellationToken.IsCancellationRequested)
+                {
+                    // Either wait only says when to read the status; the read below reports what is wrong, if anything.
+                }
             }
+            cancellationToken.ThrowIfCancellationRequested();
         }
         return await GetStatusAsync(client, generationId, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>First and longest interval between two looks at an instance that a caller waits on.</summary>
+    private static readonly (TimeSpan First, TimeSpan Longest) LookInterval = (TimeSpan.FromMilliseconds(50), TimeSpan.FromMilliseconds(500));
+
+    private static async Task<OrchestrationMetadata?> LookUntilEndedAsync(DurableTaskClient client, string generationId, CancellationToken cancellationToken)
+    {
+        var interval = LookInterval.First;
+        while (true)
+        {
+            await Task.Delay(interval, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                var instance = await client.GetInstanceAsync(generationId, getInputsAndOutputs: false, cancellationToken).ConfigureAwait(false);
+                if (instance is null || instance.IsCompleted)
+                    return instance;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // A failed look is retried at the next interval; the client's own wait goes on meanwhile.
+            }
+            interval = TimeSpan.FromTicks(Math.Min(LookInterval.Longest.Ticks, interval.Ticks * 3 / 2));
+        }
     }
 
     /// <summary>The blob name of image <paramref name="index"/> of a completed generation; null when there is none.</summary>
