@@ -4,6 +4,7 @@ using Microsoft.DurableTask.Client;
 using Microsoft.Extensions.DependencyInjection;
 using Wuerstchen.Pipeline.Generation;
 using Wuerstchen.Pipeline.Training;
+using Wuerstchen.Workflows.Bulk;
 using Wuerstchen.Workflows.Generation;
 using Wuerstchen.Workflows.Health;
 

@@ -34,7 +34,7 @@ public sealed class BulkApi(BulkService bulk, IBlobStore store, IOptions<ApiOpti
             settings["priorModel"] = prior;
         if (options.Value.DefaultDecoderModel is { Length: > 0 } decoder && !settings.ContainsKey("decoderModel"))
             settings["decoderModel"] = decoder;
-        var outcome = await bulk.StartAsync(client, body, cancellationToken);
+        var outcome = await bulk.StartAsync(client, body, cancellationToken, HttpResults.ApiBase(request));
         switch (outcome.Disposition)
         {
             case StartDisposition.Invalid:
@@ -54,7 +54,7 @@ public sealed class BulkApi(BulkService bulk, IBlobStore store, IOptions<ApiOpti
         CancellationToken cancellationToken)
     {
         var status = await bulk.GetStatusAsync(client, jobId, cancellationToken);
-        return status is null ? NotFound(jobId) : new OkObjectResult(BulkStatusResponse.From(status, request));
+        return status is null ? NotFound(jobId) : new OkObjectResult(BulkStatusResponse.From(status, HttpResults.ApiBase(request)));
     }
 
     public async Task<IActionResult> GetManifest(
@@ -93,7 +93,7 @@ public sealed class BulkApi(BulkService bulk, IBlobStore store, IOptions<ApiOpti
         return manifest is null ? NoManifest(jobId) : new BulkZipResult(store, jobId, manifest);
     }
 
-    internal static string StatusUrl(HttpRequest request, string jobId) => HttpResults.Url(request, $"bulk/{jobId}");
+    internal static string StatusUrl(HttpRequest request, string jobId) => BulkStatusResponse.StatusUrl(HttpResults.ApiBase(request), jobId);
 
     private static ObjectResult NotFound(string jobId) => HttpResults.Problem(StatusCodes.Status404NotFound, $"Bulk job '{jobId}' does not exist.");
 
@@ -148,25 +148,6 @@ public sealed class BulkZipResult(IBlobStore store, string jobId, IReadOnlyList<
             await target.WriteAsync(System.Text.Encoding.UTF8.GetBytes(lines.ToString()), cancellationToken);
     }
 }
-
-/// <summary>A bulk job as a client sees it; once completed, each manifest line carries links to its images.</summary>
-public sealed record BulkStatusResponse(string Id, string Status, int CompletedBatches, int TotalBatches, IReadOnlyList<string> Batches,
-    BulkSummary? Summary, IReadOnlyList<BulkResultResponse>? Results, string? ManifestUrl, string? ZipUrl, string? Error,
-    DateTimeOffset CreatedAt, DateTimeOffset LastUpdatedAt)
-{
-    public static BulkStatusResponse From(BulkJobStatus status, HttpRequest request)
-    {
-        string url = BulkApi.StatusUrl(request, status.JobId);
-        var results = status.Manifest?.Select(e => new BulkResultResponse(e.Index, e.Prompt, e.NegativePrompt, e.Seed, e.Width, e.Height, e.Status,
-            Enumerable.Range(0, e.Images.Count).Select(n => $"{url}/images/{e.Index}/{n}").ToArray(), e.Error)).ToArray();
-        bool done = status.Manifest is not null;
-        return new(status.JobId, status.RuntimeStatus, status.CompletedBatches, status.TotalBatches, status.Batches, status.Summary, results,
-            done ? url + "/manifest" : null, done ? url + "/zip" : null, status.Error, status.CreatedAt, status.LastUpdatedAt);
-    }
-}
-
-public sealed record BulkResultResponse(int Index, string? Prompt, string? NegativePrompt, ulong? Seed, int? Width, int? Height, string Status,
-    IReadOnlyList<string> Images, string? Error);
 
 /// <summary>
 /// The body of <c>POST /api/bulk</c>, for the API description: the queue message's fields with the prompts inline, each a

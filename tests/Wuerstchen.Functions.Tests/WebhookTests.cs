@@ -152,7 +152,29 @@ public sealed class WebhookTests
         var deliveries = receiver.Deliveries.ToArray();
         Assert.Equal(2, deliveries.Length);
         Assert.All(deliveries, d => Assert.True(WebhookSignature.Verify(Secret, d.Signature, d.Body, DateTimeOffset.UtcNow, TimeSpan.FromMinutes(5))));
-        var body = JsonSerializer.Deserialize<BulkWebhookBody>(deliveries[^1].Body, new JsonSerializerOptions(JsonSerializerDefaults.Web))!;
+        var json = new JsonSerializerOptions(JsonSerializerDefaults.Web);
+        var body = JsonSerializer.Deserialize<BulkStatusResponse>(deliveries[^1].Body, json)!;
         Assert.Equal(("hooked", "Completed", 2, 2), (body.Id, body.Status, body.Summary!.Total, body.Summary.Succeeded));
+
+        // The body is what GET /api/bulk/{id} answers for the ended job: the same fields, batches, summary and results;
+        // only the links' host differs (a queued job's webhook links are relative to the API's root).
+        var bulk = new Wuerstchen.Functions.Bulk.BulkHttpFunctions(environment.Services.GetRequiredService<Wuerstchen.Api.BulkApi>());
+        var got = Assert.IsType<BulkStatusResponse>(Assert.IsType<OkObjectResult>(
+            await bulk.Get(HttpRequests.Make("GET", "/api/bulk/hooked"), environment.Client, "hooked", Token)).Value);
+        Assert.Equal(PropertyNames(JsonSerializer.SerializeToUtf8Bytes(got, json)), PropertyNames(deliveries[^1].Body));
+        Assert.Equal((got.Id, got.Status, got.CompletedBatches, got.TotalBatches, got.Summary, got.Error),
+            (body.Id, body.Status, body.CompletedBatches, body.TotalBatches, body.Summary, body.Error));
+        Assert.Equal(got.Batches, body.Batches);
+        Assert.Equal(2, body.Results!.Count);
+        Assert.Equal(got.Results!.Select(r => (r.Index, r.Prompt, r.Status, r.Images.Count)), body.Results.Select(r => (r.Index, r.Prompt, r.Status, r.Images.Count)));
+        Assert.All(body.Results, r => Assert.All(r.Images, link => Assert.StartsWith("/api/bulk/hooked/images/", link)));
+        Assert.Equal("/api/bulk/hooked/manifest", body.ManifestUrl);
+        Assert.EndsWith(body.ManifestUrl, got.ManifestUrl);
+    }
+
+    private static string[] PropertyNames(byte[] json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return document.RootElement.EnumerateObject().Select(p => p.Name).ToArray();
     }
 }

@@ -36,28 +36,38 @@ public static class BulkGenerateOrchestration
 
     public static async Task<BulkSummary> RunAsync(TaskOrchestrationContext context, BulkJobInput input)
     {
+        var progress = new BatchCount();
         if (input.Webhook is not { } webhook)
-            return await RunBatchesAsync(context, input);
+            return await RunBatchesAsync(context, input, progress);
 
+        var startedAt = context.CurrentUtcDateTime;
         BulkSummary summary;
         try
         {
-            summary = await RunBatchesAsync(context, input);
+            summary = await RunBatchesAsync(context, input, progress);
         }
         catch (TaskFailedException e)
         {
             await WebhookCalls.NotifyAsync(context, WebhookActivities.SendBulk, webhook, new BulkWebhook(webhook, input.JobId, context.InstanceId,
-                "Failed", context.CurrentUtcDateTime, null, Pipeline.ErrorText.WithoutPaths(e.FailureDetails.ErrorMessage)));
+                "Failed", context.CurrentUtcDateTime, null, Pipeline.ErrorText.WithoutPaths(e.FailureDetails.ErrorMessage), progress.Completed, progress.Total, startedAt));
             throw;
         }
         await WebhookCalls.NotifyAsync(context, WebhookActivities.SendBulk, webhook, new BulkWebhook(webhook, input.JobId, context.InstanceId,
-            "Completed", context.CurrentUtcDateTime, summary, null));
+            "Completed", context.CurrentUtcDateTime, summary, null, progress.Completed, progress.Total, startedAt));
         return summary;
     }
 
-    private static async Task<BulkSummary> RunBatchesAsync(TaskOrchestrationContext context, BulkJobInput input)
+    /// <summary>The batches ended so far and in all, as the custom status reports them (for the webhook's body).</summary>
+    private sealed class BatchCount
+    {
+        public int Completed { get; set; }
+        public int Total { get; set; }
+    }
+
+    private static async Task<BulkSummary> RunBatchesAsync(TaskOrchestrationContext context, BulkJobInput input, BatchCount progress)
     {
         var plan = await context.CallActivityAsync<BulkPlanSummary>(BulkActivities.Plan, input.JobId, input.Retry.ToTaskOptions());
+        progress.Total = plan.BatchCount;
         var outcomes = new List<BatchOutcome>(plan.BatchCount);
         var running = new List<Task<BatchOutcome>>();
         context.SetCustomStatus(new BulkCustomStatus(0, plan.BatchCount));
@@ -66,10 +76,14 @@ public static class BulkGenerateOrchestration
         {
             if (running.Count >= Math.Max(1, input.MaxParallelism))
                 await CollectOneAsync(context, running, outcomes, plan.BatchCount);
+            progress.Completed = outcomes.Count;
             running.Add(RunBatchAsync(context, input, plan.PlanBlob, batch));
         }
         while (running.Count > 0)
+        {
             await CollectOneAsync(context, running, outcomes, plan.BatchCount);
+            progress.Completed = outcomes.Count;
+        }
 
         return await context.CallActivityAsync<BulkSummary>(BulkActivities.WriteManifest, new BulkManifestInput(input.JobId, outcomes), input.Retry.ToTaskOptions());
     }

@@ -33,8 +33,9 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     /// <param name="insertedAt">When the message was put on the queue (the queue trigger's InsertionTime), for the queue-wait metric.</param>
+    /// <param name="apiBase">The API's root as an HTTP client reached it, for the links in the job's webhook; null for a queue message (relative links).</param>
     public async Task<IntakeOutcome> AcceptAsync(DurableTaskClient client, string message, string messageId, CancellationToken cancellationToken,
-        DateTimeOffset? insertedAt = null)
+        DateTimeOffset? insertedAt = null, string? apiBase = null)
     {
         if (insertedAt is { } inserted)
             WuerstchenTelemetry.QueueWait.Record(Math.Max(0, (DateTimeOffset.UtcNow - inserted).TotalSeconds), new KeyValuePair<string, object?>(WuerstchenTelemetry.Tags.Kind, "queue"));
@@ -81,7 +82,7 @@ public sealed partial class BulkJobIntake(IBlobStore store, ModelLocator models,
         }
 
         var options = bulkOptions.Value;
-        var webhookTarget = job.Webhook is { } url ? new Webhooks.WebhookTarget(url, null, webhookOptions.Value.Retry) : null;
+        var webhookTarget = job.Webhook is { } url ? new Webhooks.WebhookTarget(url, apiBase, webhookOptions.Value.Retry) : null;
         // A bulk job's trace id derives from its job id, so its planning, every batch's stages and its manifest join one
         // trace; the queue message's span, if any, is linked.
         var caller = System.Diagnostics.Activity.Current;

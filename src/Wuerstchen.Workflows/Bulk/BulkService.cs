@@ -34,7 +34,8 @@ public sealed class BulkService(BulkJobIntake intake, IBlobStore store, ModelLoc
     IOptions<GenerationLimits> limits, IOptions<BulkOptions> bulkOptions)
 {
     /// <summary>Starts a job from a body of <c>{jobId?, settings?, prompts}</c>; a job id is made when absent.</summary>
-    public async Task<BulkStartOutcome> StartAsync(DurableTaskClient client, JsonObject body, CancellationToken cancellationToken)
+    /// <param name="apiBase">The API's root as the client reached it, for the links in the job's webhook.</param>
+    public async Task<BulkStartOutcome> StartAsync(DurableTaskClient client, JsonObject body, CancellationToken cancellationToken, string? apiBase = null)
     {
         if (body.ContainsKey("promptsBlob"))
             return Invalid("promptsBlob", "Send the prompts in 'prompts'; a prompts blob is for queue messages.");
@@ -49,7 +50,7 @@ public sealed class BulkService(BulkJobIntake intake, IBlobStore store, ModelLoc
         if (settingsErrors.Count > 0)
             return new BulkStartOutcome(StartDisposition.Invalid, job!.JobId, settingsErrors.ToDictionary(e => "settings." + e.Key, e => e.Value));
 
-        var outcome = await intake.AcceptAsync(client, message, "http-" + job!.JobId, cancellationToken).ConfigureAwait(false);
+        var outcome = await intake.AcceptAsync(client, message, "http-" + job!.JobId, cancellationToken, apiBase: apiBase).ConfigureAwait(false);
         return outcome.Disposition switch
         {
             IntakeDisposition.Started => new BulkStartOutcome(StartDisposition.Started, job.JobId),

@@ -5,6 +5,8 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using Wuerstchen.Pipeline.Bulk;
 using Wuerstchen.Pipeline.Generation;
+using Wuerstchen.Pipeline.Storage;
+using Wuerstchen.Workflows.Bulk;
 using Wuerstchen.Workflows.Generation;
 
 namespace Wuerstchen.Workflows.Webhooks;
@@ -25,18 +27,17 @@ public sealed record WebhookTarget(string Url, string? ApiBase, RetrySettings Re
 public sealed record GenerationWebhook(WebhookTarget Target, string GenerationId, BatchRef Batch, string Status, DateTimeOffset CreatedAt,
     DateTimeOffset EndedAt, GenerationResult? Result, string? Error);
 
-/// <summary>A bulk job's end, to deliver.</summary>
-public sealed record BulkWebhook(WebhookTarget Target, string JobId, string InstanceId, string Status, DateTimeOffset EndedAt, BulkSummary? Summary, string? Error);
-
-/// <summary>The body of a bulk job's webhook: its status and, when it completed, the manifest's summary.</summary>
-public sealed record BulkWebhookBody(string Id, string InstanceId, string Status, DateTimeOffset LastUpdatedAt, string? Error, BulkSummary? Summary);
+/// <summary>A bulk job's end, to deliver: its status body (that of <c>GET /api/bulk/{id}</c>) is built by the activity.</summary>
+/// <param name="StartedAt">When the job's orchestration started (null from instances started before this field existed).</param>
+public sealed record BulkWebhook(WebhookTarget Target, string JobId, string InstanceId, string Status, DateTimeOffset EndedAt, BulkSummary? Summary, string? Error,
+    int CompletedBatches = 0, int TotalBatches = 0, DateTimeOffset? StartedAt = null);
 
 /// <summary>
 /// Delivers completion webhooks: one signed POST of the status body (<see cref="WebhookSignature"/>). An attempt that
 /// gets no 2xx answer throws, and the orchestration's retry policy (<see cref="WebhookTarget.Retry"/>) tries again
 /// with backoff; every attempt carries the same <see cref="WebhookSignature.DeliveryHeader"/>.
 /// </summary>
-public sealed partial class WebhookActivities(BatchPlanStore plans, IOptions<WebhookOptions> options, ILogger<WebhookActivities> logger) : IDisposable
+public sealed partial class WebhookActivities(BatchPlanStore plans, IBlobStore store, IOptions<WebhookOptions> options, ILogger<WebhookActivities> logger) : IDisposable
 {
     public const string SendGeneration = "SendGenerationWebhook";
     public const string SendBulk = "SendBulkWebhook";
@@ -52,7 +53,7 @@ public sealed partial class WebhookActivities(BatchPlanStore plans, IOptions<Web
         {
             batch = await plans.ReadAsync(webhook.Batch, cancellationToken).ConfigureAwait(false);
         }
-        catch (Pipeline.Storage.BlobNotFoundException)
+        catch (BlobNotFoundException)
         {
         }
         var status = new GenerationStatus(webhook.GenerationId, webhook.Status, webhook.Status, null, webhook.CreatedAt, webhook.EndedAt,
@@ -61,10 +62,25 @@ public sealed partial class WebhookActivities(BatchPlanStore plans, IOptions<Web
         return await PostAsync(webhook.Target.Url, $"{webhook.GenerationId}-webhook", JsonSerializer.SerializeToUtf8Bytes(body, Json), cancellationToken).ConfigureAwait(false);
     }
 
-    public Task<int> SendBulkAsync(BulkWebhook webhook, CancellationToken cancellationToken)
+    /// <summary>Posts the job's status as <c>GET /api/bulk/{id}</c> answers it once the job has ended, the manifest's results included.</summary>
+    public async Task<int> SendBulkAsync(BulkWebhook webhook, CancellationToken cancellationToken)
     {
-        var body = new BulkWebhookBody(webhook.JobId, webhook.InstanceId, webhook.Status, webhook.EndedAt, webhook.Error, webhook.Summary);
-        return PostAsync(webhook.Target.Url, $"{webhook.InstanceId}-webhook", JsonSerializer.SerializeToUtf8Bytes(body, Json), cancellationToken);
+        IReadOnlyList<BulkManifestEntry>? manifest = null;
+        if (webhook.Summary is not null)
+        {
+            try
+            {
+                manifest = await BulkManifestWriter.ReadAsync(store, webhook.JobId, cancellationToken).ConfigureAwait(false);
+            }
+            catch (BlobNotFoundException)
+            {
+            }
+        }
+        var status = new BulkJobStatus(webhook.JobId, webhook.Status, webhook.CompletedBatches, webhook.TotalBatches,
+            Enumerable.Range(0, webhook.TotalBatches).Select(b => BulkGenerateOrchestration.BatchInstanceIdFor(webhook.JobId, b)).ToArray(),
+            webhook.Summary, manifest, webhook.Error, webhook.StartedAt ?? webhook.EndedAt, webhook.EndedAt);
+        var body = BulkStatusResponse.From(status, webhook.Target.ApiBase ?? "/api/");
+        return await PostAsync(webhook.Target.Url, $"{webhook.InstanceId}-webhook", JsonSerializer.SerializeToUtf8Bytes(body, Json), cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<int> PostAsync(string url, string deliveryId, byte[] body, CancellationToken cancellationToken)
