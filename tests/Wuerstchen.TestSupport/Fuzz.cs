@@ -6,7 +6,8 @@ namespace Wuerstchen.Models.Tests;
 /// <summary>
 /// Property-based fuzzing with a fixed seed and a bounded count: every input drawn from a CsCheck generator must end
 /// normally or with one of the documented exception types, allocate within a bound and return within a bound. The count
-/// of inputs tried (and how many were refused with a documented error) goes to <see cref="ReliabilityLog"/>.
+/// of inputs tried (and how many were refused: with a documented exception, or, for code that answers bad input instead
+/// of throwing, with an error answer, <see cref="RunAnswers{T}"/>) goes to <see cref="ReliabilityLog"/>.
 /// </summary>
 public static class Fuzz
 {
@@ -15,7 +16,15 @@ public static class Fuzz
     public sealed record Limits(long MaxBytesPerInput = 256L << 20, double MaxSecondsPerInput = 20);
 
     /// <param name="documented">The exception types the code under test documents for bad input (subclasses included).</param>
-    public static void Run<T>(string target, Gen<T> gen, int count, Action<T> property, Type[] documented, Func<T, string> describe, Limits? limits = null)
+    public static void Run<T>(string target, Gen<T> gen, int count, Action<T> property, Type[] documented, Func<T, string> describe, Limits? limits = null) =>
+        RunAnswers(target, gen, count, input =>
+        {
+            property(input);
+            return false;
+        }, documented, describe, limits);
+
+    /// <param name="refuses">Runs the code under test on one input and says whether it answered with an error (a refusal that is not an exception).</param>
+    public static void RunAnswers<T>(string target, Gen<T> gen, int count, Func<T, bool> refuses, Type[] documented, Func<T, string> describe, Limits? limits = null)
     {
         limits ??= new Limits();
         var pcg = new PCG(1, Seed);
@@ -29,7 +38,8 @@ public static class Fuzz
             var watch = Stopwatch.StartNew();
             try
             {
-                property(input);
+                if (refuses(input))
+                    refused++;
             }
             catch (Exception e) when (documented.Any(t => t.IsInstanceOfType(e)))
             {
@@ -46,7 +56,7 @@ public static class Fuzz
             Assert.True(seconds <= limits.MaxSecondsPerInput, $"fuzz {target}: input {i} took {seconds:F1} s (limit {limits.MaxSecondsPerInput} s): {Shorten(describe(input))}");
             Assert.True(allocated <= limits.MaxBytesPerInput, $"fuzz {target}: input {i} allocated {allocated >> 20} MiB (limit {limits.MaxBytesPerInput >> 20} MiB): {Shorten(describe(input))}");
         }
-        ReliabilityLog.Record($"fuzz {target}: {count} inputs tried (seed {Seed}), {refused} refused with documented errors, 0 undocumented; slowest {slowest * 1000:F0} ms, most allocated {largest / 1024.0 / 1024:F1} MiB");
+        ReliabilityLog.Record($"fuzz {target}: {count} inputs tried (seed {Seed}), {refused} refused with documented errors (an exception or an error answer), 0 undocumented; slowest {slowest * 1000:F0} ms, most allocated {largest / 1024.0 / 1024:F1} MiB");
     }
 
     /// <summary>Flips, inserts, deletes or overwrites a few bytes of one of <paramref name="seeds"/>: inputs near valid ones reach deeper.</summary>

@@ -34,7 +34,7 @@ public sealed class HttpRequestFuzzTests
             (1, Gen.String[Gen.Char, 0, 300]));
         var limits = new GenerationLimits();
         int answered400 = 0, valid200 = 0;
-        Fuzz.Run("HTTP generation request", gen, 2500, body =>
+        Fuzz.RunAnswers("HTTP generation request", gen, 2500, body =>
         {
             var request = HttpRequests.Make("POST", "/api/generations", body);
             if (body.Length % 3 == 0)
@@ -44,7 +44,7 @@ public sealed class HttpRequestFuzzTests
             {
                 Assert.True(HttpRequests.StatusOf(error) is 400 or 413, $"reading answered {HttpRequests.StatusOf(error)}");
                 answered400++;
-                return;
+                return true;
             }
             var validated = GenerationRequestValidator.Validate(parsed, limits, (name, _) => name.StartsWith("warp-ai/", StringComparison.Ordinal) ? null : $"Unknown model '{name}'.", "float32");
             Assert.True(validated.IsValid == (validated.Batch is not null));
@@ -53,6 +53,7 @@ public sealed class HttpRequestFuzzTests
                 valid200++;
                 Assert.True(validated.Batch!.Settings.WorkPerPrompt <= limits.MaxWorkPerRequest);
             }
+            return !validated.IsValid;
         }, [], b => b, new Fuzz.Limits(MaxBytesPerInput: 16L << 20, MaxSecondsPerInput: 5));
         Assert.True(answered400 > 0 && valid200 > 0, $"the generator should reach both outcomes ({answered400} refused, {valid200} valid)");
     }
@@ -62,13 +63,14 @@ public sealed class HttpRequestFuzzTests
     {
         var gen = Gen.Select(Gen.String[Gen.Char, 0, 40], Gen.OneOf(Gen.Const("{\"decoderSeed\": 5}"), Gen.Const("{\"decoderSteps\": 1e9}"), Gen.Const("[1]"),
             Gen.Const("{\"decoderModel\": \"\\ud800\"}"), Gen.Const("{\"x\": 1}"), Gen.Const("")), (id, body) => (Id: id, Body: body));
-        Fuzz.Run("HTTP redecode id and body", gen, 1500, sample =>
+        Fuzz.RunAnswers("HTTP redecode id and body", gen, 1500, sample =>
         {
             Assert.Equal(sample.Id.Length > 0 && sample.Id.Length <= 128 && char.IsAsciiLetterOrDigit(sample.Id[0]) && sample.Id.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'),
                 GenerationService.IsWellFormedId(sample.Id));
             var request = HttpRequests.Make("POST", "/api/generations/x/redecode", sample.Body);
             var (_, error) = Wuerstchen.Api.HttpResults.ReadBodyAsync<RedecodeRequest>(request, 1 << 16, CancellationToken.None, allowEmpty: true).GetAwaiter().GetResult();
             Assert.True(error is null || error is BadRequestObjectResult);
+            return error is not null || !GenerationService.IsWellFormedId(sample.Id);
         }, [], s => $"id '{s.Id}', body {s.Body}", new Fuzz.Limits(MaxBytesPerInput: 4L << 20, MaxSecondsPerInput: 5));
     }
 }

@@ -147,12 +147,13 @@ public sealed class PipelineInputFuzzTests
             (3, Fuzz.Mutations(Encoding.UTF8.GetBytes(valid)).Select(b => Encoding.UTF8.GetString(b))),
             (1, Gen.String[Gen.Char, 0, 200]));
         const int maxPrompts = 8;
-        Fuzz.Run("bulk queue message parser", gen, 4000, message =>
+        Fuzz.RunAnswers("bulk queue message parser", gen, 4000, message =>
         {
             var (job, rejection) = BulkJobParser.Parse(message, maxPrompts);
             Assert.True((job is null) != (rejection is null));
             if (job?.Prompts is { } prompts)
                 Assert.InRange(prompts.Count, 1, maxPrompts);
+            return rejection is not null;
         }, [], m => m, new Fuzz.Limits(MaxBytesPerInput: 4L << 20, MaxSecondsPerInput: 5));
     }
 
