@@ -117,6 +117,20 @@ public sealed class StageBatcherTests
     }
 
     [Fact]
+    public async Task ExpectationsAtAStageNobodyComesToAreForgotten()
+    {
+        var time = new ManualTime();
+        var batcher = Batcher(8, TimeSpan.Zero, time, cohortWait: TimeSpan.FromMilliseconds(100));
+        await RunOneCallAsync(batcher, "g0", "g1"); // expected at "b", where nobody ever comes
+        Assert.Equal(2, batcher.ExpectedRequests);
+        time.Advance(TimeSpan.FromMilliseconds(100));
+
+        await RunOneCallAsync(batcher, "g2", "g3");
+
+        Assert.Equal(2, batcher.ExpectedRequests); // only the new pair: the stale one is gone
+    }
+
+    [Fact]
     public async Task ARequestThatRanAloneIsNotWaitedFor()
     {
         var time = new ManualTime();

@@ -95,6 +95,16 @@ public sealed partial class StageBatcher
     /// <summary>How long requests that shared a model call wait for each other at the next stage; zero: not at all.</summary>
     public TimeSpan CohortWait { get; }
 
+    /// <summary>Requests expected at some stage from a model call they shared, not yet arrived nor given up on (for tests).</summary>
+    internal int ExpectedRequests
+    {
+        get
+        {
+            lock (_lock)
+                return _expected.Values.Sum(list => list.Count);
+        }
+    }
+
     private long _calls;
     private long _images;
 
@@ -294,12 +304,17 @@ public sealed partial class StageBatcher
         return delivered;
     }
 
-    /// <summary>Expects each entry that names its next stage there, from now on.</summary>
+    /// <summary>
+    /// Expects each entry that names its next stage there, from now on; first forgets, under every key, those past
+    /// <see cref="CohortWait"/> (a key nobody comes to again would otherwise keep them).
+    /// </summary>
     private void Expect(IEnumerable<BatchEntry> entries)
     {
         long now = _time.GetTimestamp();
         lock (_lock)
         {
+            foreach (string key in _expected.Keys.ToArray())
+                ExpectedWaitLeft(key);
             foreach (var entry in entries)
             {
                 if (entry.NextKey is not { } next || entry.CohortId is not { } id)
