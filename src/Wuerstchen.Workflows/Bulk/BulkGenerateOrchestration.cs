@@ -75,25 +75,22 @@ public static class BulkGenerateOrchestration
         for (int batch = 0; batch < plan.BatchCount; batch++)
         {
             if (running.Count >= Math.Max(1, input.MaxParallelism))
-                await CollectOneAsync(context, running, outcomes, plan.BatchCount);
-            progress.Completed = outcomes.Count;
+                await CollectOneAsync(context, running, outcomes, progress);
             running.Add(RunBatchAsync(context, input, plan.PlanBlob, batch));
         }
         while (running.Count > 0)
-        {
-            await CollectOneAsync(context, running, outcomes, plan.BatchCount);
-            progress.Completed = outcomes.Count;
-        }
+            await CollectOneAsync(context, running, outcomes, progress);
 
         return await context.CallActivityAsync<BulkSummary>(BulkActivities.WriteManifest, new BulkManifestInput(input.JobId, outcomes), input.Retry.ToTaskOptions());
     }
 
-    private static async Task CollectOneAsync(TaskOrchestrationContext context, List<Task<BatchOutcome>> running, List<BatchOutcome> outcomes, int total)
+    private static async Task CollectOneAsync(TaskOrchestrationContext context, List<Task<BatchOutcome>> running, List<BatchOutcome> outcomes, BatchCount progress)
     {
         var finished = await Task.WhenAny(running);
         running.Remove(finished);
         outcomes.Add(await finished);
-        context.SetCustomStatus(new BulkCustomStatus(outcomes.Count, total));
+        progress.Completed = outcomes.Count;
+        context.SetCustomStatus(new BulkCustomStatus(progress.Completed, progress.Total));
     }
 
     private static async Task<BatchOutcome> RunBatchAsync(TaskOrchestrationContext context, BulkJobInput input, string planBlob, int batch)
