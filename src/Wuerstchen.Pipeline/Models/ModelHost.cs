@@ -87,8 +87,14 @@ public sealed partial class ModelHost : IDisposable
             try
             {
                 ObjectDisposedException.ThrowIf(_disposed, this);
-                entry.Pipeline ??= Load(entry, load);
-                return work((TPipeline)entry.Pipeline);
+                // A load or a model call holds its thread for seconds to minutes: it gets a thread of its own, so the
+                // pool stays free for the async work beside it (progress writes, cancel checks, the Durable client),
+                // which blocked pool threads would otherwise delay on a small machine until the pool grows.
+                return await Task.Factory.StartNew(() =>
+                {
+                    entry.Pipeline ??= Load(entry, load);
+                    return work((TPipeline)entry.Pipeline);
+                }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default).ConfigureAwait(false);
             }
             finally
             {
